@@ -1,0 +1,112 @@
+"""`llorch up`: run pool-managerd and orchestratord together until Ctrl-C.
+
+Each daemon runs in its own process group, so stopping the group also stops
+anything the daemon spawned (engine replicas): nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from llorch_config import load_config
+
+READY_TIMEOUT_S = 60.0
+STOP_GRACE_S = 10.0
+
+
+@dataclass
+class Daemon:
+    """One child daemon and the URL that says it is up."""
+
+    name: str
+    module: str
+    health_url: str
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, config_path: Path | None) -> None:
+        argv = [sys.executable, "-m", self.module, *(["--config", str(config_path)] if config_path else [])]
+        self.process = subprocess.Popen(argv, start_new_session=True)
+
+    def exited(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def stop(self) -> None:
+        """SIGTERM the daemon's whole process group; SIGKILL what is left after the grace period."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+
+
+def _wait_healthy(daemons: list[Daemon]) -> str | None:
+    """None once every daemon answers its health URL, else why not."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    pending = list(daemons)
+    with httpx.Client(timeout=2.0) as client:
+        while pending and time.monotonic() < deadline:
+            for daemon in list(pending):
+                if (code := daemon.exited()) is not None:
+                    return f"{daemon.name} exited with status {code}"
+                try:
+                    if client.get(daemon.health_url).status_code == 200:
+                        pending.remove(daemon)
+                except httpx.TransportError:
+                    pass
+            time.sleep(0.2)
+    return (
+        f"{', '.join(d.name for d in pending)} did not answer within {READY_TIMEOUT_S:.0f}s"
+        if pending
+        else None
+    )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_up(config_path: Path | None) -> int:
+    """Start both daemons, report where they are, and stop them cleanly on Ctrl-C, SIGTERM or failure."""
+    config = load_config(config_path)
+    signal.signal(signal.SIGTERM, _interrupt)
+    orch = f"http://{config.orchestratord.bind}"
+    pool = f"http://{config.pool_managerd.bind}"
+    daemons = [
+        Daemon("pool-managerd", "pool_managerd", f"{pool}/v2/health"),
+        Daemon("orchestratord", "orchestratord", f"{orch}/v2/meta/version"),
+    ]
+    source = config_path or "the embedded default config (dev profile, CPU inference)"
+    print(f"llorch up: using {source}", flush=True)
+    try:
+        for daemon in daemons:
+            daemon.start(config_path)
+        if problem := _wait_healthy(daemons):
+            print(f"llorch up: {problem}", file=sys.stderr)
+            return 1
+        print(f"llorch up: orchestratord  {orch}   (try: curl -s {orch}/v2/meta/capabilities)", flush=True)
+        print(f"llorch up: pool-managerd  {pool}   (try: curl -s {pool}/v2/health)", flush=True)
+        print("llorch up: running; Ctrl-C stops everything", flush=True)
+        while all(d.exited() is None for d in daemons):
+            time.sleep(0.5)
+        gone = next(d for d in daemons if d.exited() is not None)
+        print(f"llorch up: {gone.name} exited with status {gone.exited()}; stopping", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nllorch up: stopping", flush=True)
+        return 0
+    finally:
+        for daemon in reversed(daemons):
+            daemon.stop()

@@ -1,0 +1,25 @@
+"""HTTP plumbing shared by orchestratord and pool-managerd.
+
+One error envelope for every failure, one correlation id on every response.
+"""
+
+from ._app import create_service_app
+from ._correlation import add_correlation_header, correlation_id_of
+from ._errors import STATUS_BY_KIND, ApiError, error_response, exception_handlers
+from ._meta import BuildInfo, api_version, contract_document, read_build_info
+from ._serve import serve
+
+__all__ = [
+    "STATUS_BY_KIND",
+    "ApiError",
+    "BuildInfo",
+    "add_correlation_header",
+    "api_version",
+    "contract_document",
+    "correlation_id_of",
+    "create_service_app",
+    "error_response",
+    "exception_handlers",
+    "read_build_info",
+    "serve",
+]
