@@ -13,7 +13,11 @@ import nox
 
 ROOT = Path(__file__).resolve().parent
 BIN = ROOT / ".venv" / "bin"
-HAND_WRITTEN = ["packages", "services", "harness", "codegen", "xtask.py", "noxfile.py"]
+HAND_WRITTEN = [
+    str(p.relative_to(ROOT))
+    for p in (ROOT / n for n in ("packages", "services", "harness", "codegen", "xtask.py", "noxfile.py"))
+    if p.exists()
+]
 ENV = {"PACT_DO_NOT_TRACK": "true", "PYTHONDONTWRITEBYTECODE": "1"}
 
 nox.options.default_venv_backend = "none"

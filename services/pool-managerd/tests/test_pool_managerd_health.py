@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 from litestar.testing import TestClient
 
 from llorch_config import load_config
 from llorch_contracts.api import ManagerHealth, ManagerHealthState
+from llorch_pools.testing import StaticPreparer
 from llorch_testkit import assert_conforms
 from pool_managerd import create_app
+
+NO_GPU = StaticPreparer(binary=None, model=Path("/nonexistent"), fail_hardware="no GPU here")
 
 
 class FakeClock:
@@ -19,9 +24,9 @@ class FakeClock:
         return self.now
 
 
-def test_health_reports_uptime_and_pool_counts() -> None:
+def test_health_is_degraded_while_a_pool_is_not_ready() -> None:
     clock = FakeClock()
-    with TestClient(create_app(load_config(), clock=clock)) as client:
+    with TestClient(create_app(load_config(), preparer=NO_GPU, environ={}, clock=clock)) as client:
         clock.now += 2.5
         response = client.get("/v2/health")
     assert response.status_code == 200

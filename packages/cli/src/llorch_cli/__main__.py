@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from llorch_config import ConfigError
+from llorch_provisioning import default_cache_root
 
+from ._models import run_make_tiny, seed_arg
 from ._up import run_up
 
 
@@ -16,10 +19,24 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run pool-managerd and orchestratord until Ctrl-C")
     up.add_argument("--config", type=Path, help="YAML config (default: the embedded dev default)")
+    models = sub.add_parser("models", help="manage model files").add_subparsers(
+        dest="models_command", required=True
+    )
+    tiny = models.add_parser("make-tiny", help="write (or reuse) the deterministic tiny test model")
+    tiny.add_argument("--seed", type=seed_arg, default=0, help="weights seed (default 0)")
+    tiny.add_argument("--out", type=Path, help="also place the model here (default: only the cache)")
+    tiny.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="cache root (default: $XDG_CACHE_HOME/llama-orch, else ~/.cache/llama-orch)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
             return run_up(args.config)
+        if args.command == "models" and args.models_command == "make-tiny":
+            cache_root = args.cache_dir or default_cache_root(os.environ)
+            return run_make_tiny(seed=args.seed, out=args.out, cache_root=cache_root)
     except ConfigError as exc:
         print(f"llorch: config error: {exc}", file=sys.stderr)
         return 2

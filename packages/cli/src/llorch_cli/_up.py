@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -74,6 +75,35 @@ def _wait_healthy(daemons: list[Daemon]) -> str | None:
     )
 
 
+def _step_line(pool: dict[str, Any]) -> str:
+    steps = [s for s in pool["preparation"]["steps"] if s["status"] in ("running", "failed")]
+    if not steps:
+        return f"{pool['pool_id']}: {pool['state']}"
+    step = steps[-1]
+    pct = f" {step['pct']:.0f}%" if "pct" in step else ""
+    return f"{pool['pool_id']}: {step['description']} [{step.get('phase', step['status'])}{pct}]"
+
+
+def _wait_pools_ready(pool_url: str, daemons: list[Daemon]) -> str | None:
+    """Print preparation progress until every preloaded pool is Ready; None, or why not."""
+    last = ""
+    with httpx.Client(timeout=5.0) as client:
+        while True:
+            if gone := next((d for d in daemons if d.exited() is not None), None):
+                return f"{gone.name} exited with status {gone.exited()}"
+            pools = client.get(f"{pool_url}/v2/pools").json()
+            line = "; ".join(_step_line(p) for p in pools)
+            if line != last:
+                print(f"llorch up: {line}", flush=True)
+                last = line
+            failed = [p for p in pools if p["state"] == "unready" and p["last_error"]]
+            if failed:
+                return "; ".join(f"pool {p['pool_id']} is unready: {p['last_error']}" for p in failed)
+            if all(p["ready"] or p["state"] == "stopped" for p in pools):
+                return None
+            time.sleep(0.5)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -93,11 +123,11 @@ def run_up(config_path: Path | None) -> int:
     try:
         for daemon in daemons:
             daemon.start(config_path)
-        if problem := _wait_healthy(daemons):
+        if problem := _wait_healthy(daemons) or _wait_pools_ready(pool, daemons):
             print(f"llorch up: {problem}", file=sys.stderr)
             return 1
         print(f"llorch up: orchestratord  {orch}   (try: curl -s {orch}/v2/meta/capabilities)", flush=True)
-        print(f"llorch up: pool-managerd  {pool}   (try: curl -s {pool}/v2/health)", flush=True)
+        print(f"llorch up: pool-managerd  {pool}   (try: curl -s {pool}/v2/pools)", flush=True)
         print("llorch up: running; Ctrl-C stops everything", flush=True)
         while all(d.exited() is None for d in daemons):
             time.sleep(0.5)

@@ -40,11 +40,12 @@ def control_characters(raw: Any, path: str = "$") -> Iterator[Problem]:
 def _pool_devices(pool: PoolConfig, at: str, profile: Profile) -> Iterator[Problem]:
     if len(set(pool.devices)) != len(pool.devices):
         yield f"{at}.devices", "a device is listed twice"
-    if not pool.devices and not (profile == Profile.dev and pool.allow_cpu_inference):
+    # `devices: []` means "any GPU" (HME-011); whether one exists is pool-managerd's check at start.
+    if pool.allow_cpu_inference and profile != Profile.dev:
         yield (
-            f"{at}.devices",
-            "no GPU devices: a CPU pool needs `profile: dev` and `allow_cpu_inference: true` "
-            "(the home profile is GPU-only)",
+            f"{at}.allow_cpu_inference",
+            "CPU inference needs `profile: dev` (the home profile is GPU-only); "
+            "set `profile: dev` or remove `allow_cpu_inference`",
         )
     if pool.tensor_split is not UNSET and len(pool.tensor_split) != len(pool.devices):
         yield f"{at}.tensor_split", "needs exactly one ratio per entry of `devices`"

@@ -701,6 +701,27 @@ class PreparationStep(Struct, kw_only=True):
         ]
         | UnsetType
     ) = UNSET
+    pct: (
+        Annotated[
+            float,
+            Meta(
+                description='Progress of the current phase in percent, when measurable (parsed from the build output or download size).',
+                ge=0.0,
+                le=100.0,
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    phase: (
+        Annotated[
+            str,
+            Meta(
+                description='Sub-phase such as `download`, `extract`, `configure`, `build`, `verify` or `health-check`.',
+                max_length=64,
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class ReloadRequest(Struct, kw_only=True):

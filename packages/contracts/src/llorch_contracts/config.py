@@ -726,11 +726,11 @@ class OutboundPolicy(Struct, kw_only=True):
         Annotated[
             bool,
             Meta(
-                description='Global switch: false forbids all outbound fetches (everything must already be cached or local).',
+                description='Global switch, off by default (ORCH-3206): false forbids all outbound fetches (everything must already be cached or local).',
                 title='Allow outbound',
             ),
         ]
-    ) = True
+    ) = False
     allowed_hosts: (
         Annotated[
             list[HostPattern],
@@ -740,7 +740,7 @@ class OutboundPolicy(Struct, kw_only=True):
                 title='Allowed hosts',
             ),
         ]
-    ) = field(default_factory=lambda: convert(['*'],  type=list[HostPattern]))
+    ) = field(default_factory=list)
 
 
 class PolicyConfig(Struct, kw_only=True):

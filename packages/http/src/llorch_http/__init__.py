@@ -8,8 +8,11 @@ from ._correlation import add_correlation_header, correlation_id_of
 from ._errors import STATUS_BY_KIND, ApiError, error_response, exception_handlers
 from ._meta import BuildInfo, api_version, contract_document, read_build_info
 from ._serve import serve
+from ._sse import KEEPALIVE, SSE_HEADERS, sse_event
 
 __all__ = [
+    "KEEPALIVE",
+    "SSE_HEADERS",
     "STATUS_BY_KIND",
     "ApiError",
     "BuildInfo",
@@ -22,4 +25,5 @@ __all__ = [
     "exception_handlers",
     "read_build_info",
     "serve",
+    "sse_event",
 ]

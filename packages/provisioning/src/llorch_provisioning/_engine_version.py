@@ -5,26 +5,29 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from ._commands import RunCommand
 from ._errors import BuildError
 from ._progress import Phase
 
 _TIMEOUT_S = 30.0
 
 
-def read_engine_version(binary: Path) -> str:
+def read_engine_version(
+    binary: Path, *, run: RunCommand = subprocess.run, timeout_s: float = _TIMEOUT_S
+) -> str:
     """Run ``binary --version`` and return its trimmed output (llama.cpp prints to stderr).
 
     This doubles as a smoke test: a binary that cannot start here (wrong CPU features,
     missing shared library) fails now, at install time, not when a pool first spawns it.
     """
     try:
-        proc = subprocess.run(
+        proc = run(
             [str(binary), "--version"],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             errors="replace",
-            timeout=_TIMEOUT_S,
+            timeout=timeout_s,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:

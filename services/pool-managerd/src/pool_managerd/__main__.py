@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from pathlib import Path
 
 from llorch_config import ConfigError, load_config
 from llorch_http import serve
+from llorch_pools import HostPreparer
 
 from ._app import create_app
 
@@ -21,7 +24,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pool-managerd: config error: {exc}", file=sys.stderr)
         return 2
-    return serve(create_app(config), config.pool_managerd.bind, config.auth.token_env)
+    logging.basicConfig(level=logging.INFO, format="pool-managerd %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health poll is noise
+    # Relative model paths are relative to the config file (or the working directory without one).
+    base_dir = args.config.resolve().parent if args.config else Path.cwd()
+    cache_root = Path(config.pool_managerd.cache_dir).expanduser()
+    preparer = HostPreparer(config, cache_root=cache_root, base_dir=base_dir)
+    app = create_app(config, preparer=preparer, environ=dict(os.environ))
+    return serve(app, config.pool_managerd.bind, config.auth.token_env)
 
 
 if __name__ == "__main__":

@@ -3,21 +3,70 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
 
+import anyio
+import httpx
 from litestar import Litestar
 
 from llorch_contracts.config import LlorchConfig
 from llorch_http import create_service_app
+from llorch_metrics import ServiceMetrics
+from llorch_pools import PoolManager, PortAllocator, Preparer, SupervisorSettings
 
+from ._gpus import gpus
 from ._health import health
+from ._metrics import SERVICE, PrometheusObserver, metrics_endpoint
+from ._pools import PoolsController
 
 
-def create_app(config: LlorchConfig, clock: Callable[[], float] = time.monotonic) -> Litestar:
-    """Wire pool-managerd onto its config; `clock` is injectable for tests."""
+def create_app(
+    config: LlorchConfig,
+    *,
+    preparer: Preparer,
+    environ: Mapping[str, str],
+    clock: Callable[[], float] = time.monotonic,
+) -> Litestar:
+    """Wire pool-managerd: the lifespan runs every pool's supervisor and stops every engine on exit."""
+    pm = config.pool_managerd
+    metrics = ServiceMetrics(SERVICE)
+    http = httpx.AsyncClient()
+    settings = SupervisorSettings(
+        preparer=preparer,
+        ports=PortAllocator(pm.engine_ports.start, pm.engine_ports.end),
+        http=http,
+        runtime_dir=Path(pm.runtime_dir).expanduser(),
+        supervision=pm.supervision,
+        health_timeout_s=pm.health_timeout_ms / 1000,
+        health_interval_s=pm.health_interval_ms / 1000,
+        health_failure_threshold=pm.health_failure_threshold,
+        environ=environ,
+        clock=clock,
+        observer=PrometheusObserver(metrics),
+    )
+    manager = PoolManager(config, settings)
     started = clock()
 
     def uptime_ms() -> int:
         return int((clock() - started) * 1000)
 
-    return create_service_app([health], provides={"config": config, "uptime_ms": uptime_ms})
+    @asynccontextmanager
+    async def run_pools(_: Litestar) -> AsyncIterator[None]:
+        async with http, anyio.create_task_group() as background:
+            background.start_soon(manager.run)
+            yield
+            background.cancel_scope.cancel()
+
+    return create_service_app(
+        [health, gpus, PoolsController, metrics_endpoint],
+        provides={
+            "metrics": metrics,
+            "registry": manager.registry,
+            "preparer": preparer,
+            "uptime_ms": uptime_ms,
+            "keepalive_s": config.orchestratord.sse.keepalive_ms / 1000,
+        },
+        lifespan=[run_pools],
+    )

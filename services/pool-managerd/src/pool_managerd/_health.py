@@ -8,19 +8,20 @@ from litestar import get
 from litestar.di import NamedDependency
 
 from llorch_contracts.api import ManagerHealth, ManagerHealthState, ServiceName
-from llorch_contracts.config import LlorchConfig
 from llorch_http import api_version
+from llorch_pools import PoolRegistry
 
 SERVICE = "pool-managerd"
 
 
 @get("/v2/health", sync_to_thread=False)
 def health(
-    config: NamedDependency[LlorchConfig], uptime_ms: NamedDependency[Callable[[], int]]
+    registry: NamedDependency[PoolRegistry], uptime_ms: NamedDependency[Callable[[], int]]
 ) -> ManagerHealth:
     """Liveness of the daemon itself; `degraded` while any configured pool is not Ready."""
-    ready = 0  # no pool is provisioned yet: pool supervision arrives with the engine issue
-    total = len(config.pools)
+    pools = registry.snapshot()
+    ready = sum(1 for pool in pools if pool.ready)
+    total = len(pools)
     return ManagerHealth(
         api_version=api_version(SERVICE),
         service=ServiceName.pool_managerd,

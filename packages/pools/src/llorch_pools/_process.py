@@ -1,0 +1,118 @@
+"""One engine process: started in its own process group, logged to a file, stopped for sure.
+
+Own process group: stopping the group also stops anything the engine spawned,
+and a Ctrl-C aimed at pool-managerd's terminal does not hit the engine before
+pool-managerd has decided to stop it (OC-POOL-3107: no orphan engines).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._errors import EngineExitedError
+
+STOP_GRACE_S = 10.0  # OC-POOL-3192
+LOG_TAIL_BYTES = 1500
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGKILL if pool-managerd dies, even by SIGKILL (Linux only)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LaunchSpec:
+    """Everything needed to start one engine process."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+    log_path: Path
+
+
+def log_tail(path: Path, limit: int = LOG_TAIL_BYTES) -> str:
+    """The last lines of an engine log, for error messages."""
+    try:
+        with path.open("rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - limit))
+            text = log.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(lines[-8:])
+
+
+class EngineProcess:
+    """A running engine; `stop()` is idempotent and always leaves no process behind."""
+
+    def __init__(self, spec: LaunchSpec, process: asyncio.subprocess.Process) -> None:
+        self.spec = spec
+        self._process = process
+
+    @classmethod
+    async def start(cls, spec: LaunchSpec) -> EngineProcess:
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with spec.log_path.open("ab") as log:
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    *spec.argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env=spec.env,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
+            except OSError as exc:
+                raise EngineExitedError(f"cannot start {spec.argv[0]}: {exc.strerror}") from exc
+        return cls(spec, process)
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.returncode
+
+    async def wait(self) -> int:
+        return await self._process.wait()
+
+    def exited_error(self) -> EngineExitedError:
+        """The typed error for this process having exited."""
+        code = self._process.returncode
+        return EngineExitedError(self.exit_reason(), signal=code is not None and code < 0)
+
+    def exit_reason(self) -> str:
+        """Operator-facing reason for an exit: the code (or signal) and the end of the log."""
+        code = self._process.returncode
+        how = (
+            f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with status {code}"
+        )
+        tail = log_tail(self.spec.log_path)
+        return f"engine {how}" + (f"; last log lines:\n{tail}" if tail else "")
+
+    async def stop(self) -> None:
+        """SIGTERM the process group, SIGKILL it after the grace period; safe to call twice."""
+        if self._process.returncode is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._process.wait()), STOP_GRACE_S)
+            except TimeoutError:
+                self._signal_group(signal.SIGKILL)
+                await self._process.wait()
+        # Children the engine left in its group go too, even after the leader is gone.
+        self._signal_group(signal.SIGKILL)
+
+    def _signal_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._process.pid, signum)

@@ -1,0 +1,234 @@
+"""Pools brought to Ready with the real llama-server, and every failure path ending Unready with a reason."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from llorch_config import parse_config
+from llorch_contracts.api import PoolState, PoolStatus, ReplicaState
+from llorch_pools import PoolManager, PortAllocator, Preparer, SupervisorSettings
+from llorch_pools.testing import StaticPreparer
+from llorch_provisioning import EngineInstall
+
+FAST = (
+    "pool_managerd:\n"
+    "  health_timeout_ms: 1500\n  health_interval_ms: 100\n"
+    "  supervision:\n"
+    "    {backoff_initial_ms: 20, backoff_max_ms: 50, restart_limit: 3, restart_window_ms: 60000}\n"
+)
+
+
+def config_text(ports: tuple[int, int], replicas: int = 1) -> str:
+    return (
+        "profile: dev\npools:\n  - id: p\n    allow_cpu_inference: true\n"
+        f"    replicas: {replicas}\n    ctx_max: 512\n"
+        + FAST
+        + f"  engine_ports: {{start: {ports[0]}, end: {ports[1]}}}\n"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def script(tmp_path: Path, name: str, body: str) -> Path:
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@asynccontextmanager
+async def running(preparer: Preparer, tmp_path: Path, text: str) -> AsyncIterator[PoolManager]:
+    config = parse_config(text)
+    async with httpx.AsyncClient() as http:
+        pm = config.pool_managerd
+        settings = SupervisorSettings(
+            preparer=preparer,
+            ports=PortAllocator(pm.engine_ports.start, pm.engine_ports.end),
+            http=http,
+            runtime_dir=tmp_path / "runtime",
+            supervision=pm.supervision,
+            health_timeout_s=pm.health_timeout_ms / 1000,
+            health_interval_s=pm.health_interval_ms / 1000,
+            health_failure_threshold=pm.health_failure_threshold,
+            environ={"PATH": os.environ.get("PATH", "")},
+        )
+        manager = PoolManager(config, settings)
+        async with anyio.create_task_group() as group:
+            group.start_soon(manager.run)
+            yield manager
+            group.cancel_scope.cancel()
+
+
+async def until(
+    manager: PoolManager, check: Callable[[PoolStatus], bool], timeout_s: float = 20
+) -> PoolStatus:
+    with anyio.fail_after(timeout_s):
+        while True:
+            pool = manager.registry.get("p")
+            assert pool is not None
+            if check(pool):
+                return pool
+            await anyio.sleep(0.02)
+
+
+@pytest.mark.req("OC-POOL-3001", "OC-POOL-3192")
+async def test_real_llama_server_reaches_ready_and_is_stopped_on_exit(
+    llamacpp: EngineInstall, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    preparer = StaticPreparer(binary=llamacpp.binary_path, model=tiny_model_path)
+    async with running(preparer, tmp_path, config_text((port, port + 20))) as manager:
+        pool = await until(manager, lambda p: p.ready)
+        replica = pool.replicas[0]
+        assert pool.state == PoolState.ready
+        assert replica.state == ReplicaState.ready
+        assert replica.engine_version is not None
+        assert replica.engine_version.startswith("llamacpp:b")
+        assert replica.engine_version.endswith("-cpu")
+        assert replica.device_mask == "cpu"
+        assert (replica.slots_total, replica.slots_free, replica.ctx_max) == (1, 1, 512)
+        assert replica.model_digest == pool.model_digest
+        assert pool.model_digest is not None
+        assert pool.model_digest.startswith("sha256:")
+        assert pool.preparation.steps == []
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{replica.endpoint}/health")).status_code == 200
+        pid = replica.pid
+        assert isinstance(pid, int)
+        assert pid_alive(pid)
+    assert not pid_alive(pid), "no orphan llama-server after shutdown"
+
+
+@pytest.mark.req("OC-POOL-3003")
+async def test_engine_that_exits_leaves_the_pool_unready_with_its_log(tmp_path: Path) -> None:
+    port = free_port()
+    crash = script(tmp_path, "crash", "echo 'boom: cannot load model' >&2; exit 3")
+    preparer = StaticPreparer(binary=crash, model=crash)
+    async with running(preparer, tmp_path, config_text((port, port + 5))) as manager:
+        pool = await until(manager, lambda p: p.last_error is not None)
+        assert pool.state == PoolState.unready
+        assert not pool.ready
+        assert pool.last_error is not None
+        assert "exited with status 3" in pool.last_error
+        assert "boom: cannot load model" in pool.last_error
+
+
+@pytest.mark.req("OC-POOL-3011")
+async def test_restart_storm_marks_the_replica_failed(tmp_path: Path) -> None:
+    port = free_port()
+    crash = script(tmp_path, "crash", "exit 1")
+    preparer = StaticPreparer(binary=crash, model=crash)
+    async with running(preparer, tmp_path, config_text((port, port + 5))) as manager:
+        pool = await until(manager, lambda p: bool(p.replicas) and p.replicas[0].state == ReplicaState.failed)
+        assert pool.replicas[0].restarts == 2
+        assert "restart storm" in (pool.replicas[0].last_error or "")
+        assert pool.state == PoolState.unready
+
+
+async def test_engine_that_never_becomes_healthy_times_out_and_is_killed(tmp_path: Path) -> None:
+    port = free_port()
+    hang = script(tmp_path, "hang", f"echo $$ > {tmp_path}/pid; exec sleep 600")
+    preparer = StaticPreparer(binary=hang, model=hang)
+    async with running(preparer, tmp_path, config_text((port, port + 5))) as manager:
+        pool = await until(manager, lambda p: p.last_error is not None)
+        assert "not healthy after" in (pool.last_error or "")
+        first_pid = int((tmp_path / "pid").read_text())
+        assert not pid_alive(first_pid), "a replica that failed its health gate is killed"
+
+
+async def test_port_range_in_use_is_a_readable_error(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = int(busy.getsockname()[1])
+        preparer = StaticPreparer(binary=Path("/bin/true"), model=Path("/bin/true"))
+        async with running(preparer, tmp_path, config_text((port, port))) as manager:
+            pool = await until(manager, lambda p: p.last_error is not None)
+    assert "no free engine port" in (pool.last_error or "")
+    assert pool.state == PoolState.unready
+
+
+@pytest.mark.parametrize(
+    ("failure", "step_prefix"),
+    [({"fail_engine": "binary /x is missing"}, "engine:"), ({"fail_model": "digest mismatch"}, "model:")],
+)
+async def test_preparation_failure_marks_the_step_failed(
+    tmp_path: Path, failure: dict[str, str], step_prefix: str
+) -> None:
+    preparer = StaticPreparer(binary=Path("/bin/true"), model=Path("/bin/true"), **failure)  # type: ignore[arg-type]
+    port = free_port()
+    async with running(preparer, tmp_path, config_text((port, port + 1))) as manager:
+        pool = await until(manager, lambda p: p.last_error is not None)
+    assert pool.last_error == next(iter(failure.values()))
+    assert pool.state == PoolState.unready
+    failed = [s for s in pool.preparation.steps if s.status == "failed"]
+    assert [s.id.startswith(step_prefix) for s in failed] == [True]
+
+
+async def test_hardware_problem_fails_fast_before_provisioning(tmp_path: Path) -> None:
+    preparer = StaticPreparer(
+        binary=None, model=Path("/x"), fail_hardware="home profile is GPU-only; no GPU found"
+    )
+    port = free_port()
+    async with running(preparer, tmp_path, config_text((port, port + 1))) as manager:
+        pool = await until(manager, lambda p: p.last_error is not None)
+    assert pool.last_error == "home profile is GPU-only; no GPU found"
+    assert pool.preparation.steps == []
+
+
+@pytest.mark.req("OC-POOL-3190")
+def test_engine_dies_with_a_hard_killed_pool_manager(tmp_path: Path) -> None:
+    """Even SIGKILL of pool-managerd (no cleanup code runs) leaves no engine behind."""
+    import subprocess
+    import sys
+    import time
+
+    child = tmp_path / "pid"
+    launcher = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from llorch_pools import EngineProcess, LaunchSpec\n"
+        "async def main():\n"
+        f"    argv = ('/bin/sh', '-c', 'echo $$ > {child}; exec sleep 600')\n"
+        f"    spec = LaunchSpec(argv=argv, log_path=Path('{tmp_path}/log'))\n"
+        "    await EngineProcess.start(spec)\n"
+        "    await asyncio.sleep(600)\n"
+        "asyncio.run(main())\n"
+    )
+    manager = subprocess.Popen([sys.executable, "-c", launcher])
+    try:
+        deadline = time.monotonic() + 20
+        while not child.exists() or not child.read_text().strip():
+            assert time.monotonic() < deadline, "the engine never started"
+            time.sleep(0.05)
+        engine_pid = int(child.read_text())
+        assert pid_alive(engine_pid)
+        manager.kill()
+        manager.wait()
+        deadline = time.monotonic() + 5
+        while pid_alive(engine_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pid_alive(engine_pid)
+    finally:
+        manager.kill()
