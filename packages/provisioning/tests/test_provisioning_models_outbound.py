@@ -197,5 +197,5 @@ def test_url_without_host_is_denied() -> None:
 @pytest.mark.req("ORCH-3206")
 def test_outbound_fetching_is_off_by_default() -> None:
     gate = OutboundGate.from_policy(PolicyConfig(), audit=Audit())
-    with pytest.raises(OutboundDeniedError, match="policy.outbound.allow"):
+    with pytest.raises(OutboundDeniedError, match=r"policy\.outbound\.allow"):
         gate.check("https://huggingface.co/org/repo/resolve/main/m.gguf", MODEL)
