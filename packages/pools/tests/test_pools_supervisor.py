@@ -5,18 +5,15 @@ from __future__ import annotations
 import os
 import socket
 import stat
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import anyio
 import httpx
 import pytest
 
 from llorch_config import parse_config
-from llorch_contracts.api import PoolState, PoolStatus, ReplicaState
-from llorch_pools import PoolManager, PortAllocator, Preparer, SupervisorSettings
-from llorch_pools.testing import StaticPreparer
+from llorch_contracts.api import PoolState, ReplicaState
+from llorch_contracts.config import LlorchConfig
+from llorch_pools.testing import StaticPreparer, run_pools, until_pool
 from llorch_provisioning import EngineInstall
 
 FAST = (
@@ -27,8 +24,8 @@ FAST = (
 )
 
 
-def config_text(ports: tuple[int, int], replicas: int = 1) -> str:
-    return (
+def pool_config(ports: tuple[int, int], replicas: int = 1) -> LlorchConfig:
+    return parse_config(
         "profile: dev\npools:\n  - id: p\n    allow_cpu_inference: true\n"
         f"    replicas: {replicas}\n    ctx_max: 512\n"
         + FAST
@@ -57,49 +54,14 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-@asynccontextmanager
-async def running(preparer: Preparer, tmp_path: Path, text: str) -> AsyncIterator[PoolManager]:
-    config = parse_config(text)
-    async with httpx.AsyncClient() as http:
-        pm = config.pool_managerd
-        settings = SupervisorSettings(
-            preparer=preparer,
-            ports=PortAllocator(pm.engine_ports.start, pm.engine_ports.end),
-            http=http,
-            runtime_dir=tmp_path / "runtime",
-            supervision=pm.supervision,
-            health_timeout_s=pm.health_timeout_ms / 1000,
-            health_interval_s=pm.health_interval_ms / 1000,
-            health_failure_threshold=pm.health_failure_threshold,
-            environ={"PATH": os.environ.get("PATH", "")},
-        )
-        manager = PoolManager(config, settings)
-        async with anyio.create_task_group() as group:
-            group.start_soon(manager.run)
-            yield manager
-            group.cancel_scope.cancel()
-
-
-async def until(
-    manager: PoolManager, check: Callable[[PoolStatus], bool], timeout_s: float = 20
-) -> PoolStatus:
-    with anyio.fail_after(timeout_s):
-        while True:
-            pool = manager.registry.get("p")
-            assert pool is not None
-            if check(pool):
-                return pool
-            await anyio.sleep(0.02)
-
-
 @pytest.mark.req("OC-POOL-3001", "OC-POOL-3192")
 async def test_real_llama_server_reaches_ready_and_is_stopped_on_exit(
     llamacpp: EngineInstall, tiny_model_path: Path, tmp_path: Path
 ) -> None:
     port = free_port()
     preparer = StaticPreparer(binary=llamacpp.binary_path, model=tiny_model_path)
-    async with running(preparer, tmp_path, config_text((port, port + 20))) as manager:
-        pool = await until(manager, lambda p: p.ready)
+    async with run_pools(preparer, tmp_path, pool_config((port, port + 20))) as manager:
+        pool = await until_pool(manager, "p", lambda p: p.ready)
         replica = pool.replicas[0]
         assert pool.state == PoolState.ready
         assert replica.state == ReplicaState.ready
@@ -125,8 +87,8 @@ async def test_engine_that_exits_leaves_the_pool_unready_with_its_log(tmp_path: 
     port = free_port()
     crash = script(tmp_path, "crash", "echo 'boom: cannot load model' >&2; exit 3")
     preparer = StaticPreparer(binary=crash, model=crash)
-    async with running(preparer, tmp_path, config_text((port, port + 5))) as manager:
-        pool = await until(manager, lambda p: p.last_error is not None)
+    async with run_pools(preparer, tmp_path, pool_config((port, port + 5))) as manager:
+        pool = await until_pool(manager, "p", lambda p: p.last_error is not None)
         assert pool.state == PoolState.unready
         assert not pool.ready
         assert pool.last_error is not None
@@ -139,8 +101,10 @@ async def test_restart_storm_marks_the_replica_failed(tmp_path: Path) -> None:
     port = free_port()
     crash = script(tmp_path, "crash", "exit 1")
     preparer = StaticPreparer(binary=crash, model=crash)
-    async with running(preparer, tmp_path, config_text((port, port + 5))) as manager:
-        pool = await until(manager, lambda p: bool(p.replicas) and p.replicas[0].state == ReplicaState.failed)
+    async with run_pools(preparer, tmp_path, pool_config((port, port + 5))) as manager:
+        pool = await until_pool(
+            manager, "p", lambda p: bool(p.replicas) and p.replicas[0].state == ReplicaState.failed
+        )
         assert pool.replicas[0].restarts == 2
         assert "restart storm" in (pool.replicas[0].last_error or "")
         assert pool.state == PoolState.unready
@@ -150,8 +114,8 @@ async def test_engine_that_never_becomes_healthy_times_out_and_is_killed(tmp_pat
     port = free_port()
     hang = script(tmp_path, "hang", f"echo $$ > {tmp_path}/pid; exec sleep 600")
     preparer = StaticPreparer(binary=hang, model=hang)
-    async with running(preparer, tmp_path, config_text((port, port + 5))) as manager:
-        pool = await until(manager, lambda p: p.last_error is not None)
+    async with run_pools(preparer, tmp_path, pool_config((port, port + 5))) as manager:
+        pool = await until_pool(manager, "p", lambda p: p.last_error is not None)
         assert "not healthy after" in (pool.last_error or "")
         first_pid = int((tmp_path / "pid").read_text())
         assert not pid_alive(first_pid), "a replica that failed its health gate is killed"
@@ -163,8 +127,8 @@ async def test_port_range_in_use_is_a_readable_error(tmp_path: Path) -> None:
         busy.listen()
         port = int(busy.getsockname()[1])
         preparer = StaticPreparer(binary=Path("/bin/true"), model=Path("/bin/true"))
-        async with running(preparer, tmp_path, config_text((port, port))) as manager:
-            pool = await until(manager, lambda p: p.last_error is not None)
+        async with run_pools(preparer, tmp_path, pool_config((port, port))) as manager:
+            pool = await until_pool(manager, "p", lambda p: p.last_error is not None)
     assert "no free engine port" in (pool.last_error or "")
     assert pool.state == PoolState.unready
 
@@ -178,8 +142,8 @@ async def test_preparation_failure_marks_the_step_failed(
 ) -> None:
     preparer = StaticPreparer(binary=Path("/bin/true"), model=Path("/bin/true"), **failure)  # type: ignore[arg-type]
     port = free_port()
-    async with running(preparer, tmp_path, config_text((port, port + 1))) as manager:
-        pool = await until(manager, lambda p: p.last_error is not None)
+    async with run_pools(preparer, tmp_path, pool_config((port, port + 1))) as manager:
+        pool = await until_pool(manager, "p", lambda p: p.last_error is not None)
     assert pool.last_error == next(iter(failure.values()))
     assert pool.state == PoolState.unready
     failed = [s for s in pool.preparation.steps if s.status == "failed"]
@@ -191,8 +155,8 @@ async def test_hardware_problem_fails_fast_before_provisioning(tmp_path: Path) -
         binary=None, model=Path("/x"), fail_hardware="home profile is GPU-only; no GPU found"
     )
     port = free_port()
-    async with running(preparer, tmp_path, config_text((port, port + 1))) as manager:
-        pool = await until(manager, lambda p: p.last_error is not None)
+    async with run_pools(preparer, tmp_path, pool_config((port, port + 1))) as manager:
+        pool = await until_pool(manager, "p", lambda p: p.last_error is not None)
     assert pool.last_error == "home profile is GPU-only; no GPU found"
     assert pool.preparation.steps == []
 

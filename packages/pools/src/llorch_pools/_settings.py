@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from llorch_contracts.config import SupervisionConfig
+from llorch_contracts.config import LlorchConfig, SupervisionConfig
 
 from ._observer import NullObserver, SupervisionObserver
 from ._ports import PortAllocator
@@ -33,3 +33,31 @@ class SupervisorSettings:
     clock: Callable[[], float] = time.monotonic
     rng: random.Random = field(default_factory=random.Random)
     observer: SupervisionObserver = field(default_factory=NullObserver)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: LlorchConfig,
+        *,
+        preparer: Preparer,
+        http: httpx.AsyncClient,
+        environ: Mapping[str, str],
+        runtime_dir: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        observer: SupervisionObserver | None = None,
+    ) -> SupervisorSettings:
+        """Settings from the `pool_managerd` section of the config."""
+        pm = config.pool_managerd
+        return cls(
+            preparer=preparer,
+            ports=PortAllocator(pm.engine_ports.start, pm.engine_ports.end),
+            http=http,
+            runtime_dir=runtime_dir or Path(pm.runtime_dir).expanduser(),
+            supervision=pm.supervision,
+            health_timeout_s=pm.health_timeout_ms / 1000,
+            health_interval_s=pm.health_interval_ms / 1000,
+            health_failure_threshold=pm.health_failure_threshold,
+            environ=environ,
+            clock=clock,
+            observer=observer or NullObserver(),
+        )

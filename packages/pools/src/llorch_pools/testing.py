@@ -1,15 +1,23 @@
-"""A Preparer for tests: a given engine binary and model file, or a given failure."""
+"""Test helpers: a Preparer with a given engine and model (or failure), and pools run in a task group."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from llorch_contracts.api import GpuInventory
-from llorch_contracts.config import PoolConfig
+import anyio
+import httpx
+
+from llorch_contracts.api import GpuInventory, PoolStatus
+from llorch_contracts.config import LlorchConfig, PoolConfig
 from llorch_provisioning import sha256_file
 
-from ._preparation import PreparationError, PreparedEngine, Report, StagedModel
+from ._manager import PoolManager
+from ._preparation import PreparationError, PreparedEngine, Preparer, Report, StagedModel
+from ._settings import SupervisorSettings
 
 
 @dataclass
@@ -47,3 +55,31 @@ class StaticPreparer:
         return StagedModel(
             path=self.model, digest=f"sha256:{sha256_file(self.model)}", size_bytes=self.model.stat().st_size
         )
+
+
+@asynccontextmanager
+async def run_pools(preparer: Preparer, tmp_path: Path, config: LlorchConfig) -> AsyncIterator[PoolManager]:
+    """Supervise `config`'s pools until the block ends; every engine is stopped on the way out."""
+    async with httpx.AsyncClient() as http:
+        environ = {"PATH": os.environ.get("PATH", "")}
+        settings = SupervisorSettings.from_config(
+            config, preparer=preparer, http=http, environ=environ, runtime_dir=tmp_path / "runtime"
+        )
+        manager = PoolManager(config, settings)
+        async with anyio.create_task_group() as group:
+            group.start_soon(manager.run)
+            yield manager
+            group.cancel_scope.cancel()
+
+
+async def until_pool(
+    manager: PoolManager, pool_id: str, check: Callable[[PoolStatus], bool], timeout_s: float = 30
+) -> PoolStatus:
+    """Poll the registry until `check(pool)` holds (fails the test after `timeout_s`)."""
+    with anyio.fail_after(timeout_s):
+        while True:
+            pool = manager.registry.get(pool_id)
+            assert pool is not None, f"no pool {pool_id!r}"
+            if check(pool):
+                return pool
+            await anyio.sleep(0.02)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import anyio
 import httpx
@@ -14,7 +13,7 @@ from litestar import Litestar
 from llorch_contracts.config import LlorchConfig
 from llorch_http import create_service_app
 from llorch_metrics import ServiceMetrics
-from llorch_pools import PoolManager, PortAllocator, Preparer, SupervisorSettings
+from llorch_pools import PoolManager, Preparer, SupervisorSettings
 
 from ._gpus import gpus
 from ._health import health
@@ -30,18 +29,12 @@ def create_app(
     clock: Callable[[], float] = time.monotonic,
 ) -> Litestar:
     """Wire pool-managerd: the lifespan runs every pool's supervisor and stops every engine on exit."""
-    pm = config.pool_managerd
     metrics = ServiceMetrics(SERVICE)
     http = httpx.AsyncClient()
-    settings = SupervisorSettings(
+    settings = SupervisorSettings.from_config(
+        config,
         preparer=preparer,
-        ports=PortAllocator(pm.engine_ports.start, pm.engine_ports.end),
         http=http,
-        runtime_dir=Path(pm.runtime_dir).expanduser(),
-        supervision=pm.supervision,
-        health_timeout_s=pm.health_timeout_ms / 1000,
-        health_interval_s=pm.health_interval_ms / 1000,
-        health_failure_threshold=pm.health_failure_threshold,
         environ=environ,
         clock=clock,
         observer=PrometheusObserver(metrics),
