@@ -11,6 +11,7 @@ from llorch_config import ConfigError
 from llorch_provisioning import default_cache_root
 
 from ._models import run_make_tiny, seed_arg
+from ._submit import DEFAULT_URL, run_submit
 from ._up import run_up
 
 
@@ -30,8 +31,19 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="cache root (default: $XDG_CACHE_HOME/llama-orch, else ~/.cache/llama-orch)",
     )
+    submit = sub.add_parser("submit", help="enqueue a completion and stream its tokens (Ctrl-C cancels)")
+    submit.add_argument("prompt")
+    submit.add_argument("--model", default="gen:tiny-llama", help="model_ref (default: gen:tiny-llama)")
+    submit.add_argument("--max-tokens", type=int, default=64)
+    submit.add_argument("--seed", type=int)
+    submit.add_argument("--priority", choices=["interactive", "batch"], default="interactive")
+    submit.add_argument("--url", default=DEFAULT_URL, help=f"orchestratord (default {DEFAULT_URL})")
     args = parser.parse_args(argv)
     try:
+        if args.command == "submit":
+            body = {"model_ref": args.model, "prompt": args.prompt, "max_tokens": args.max_tokens}
+            body |= {"priority": args.priority} | ({"seed": args.seed} if args.seed is not None else {})
+            return run_submit(args.url, body)
         if args.command == "up":
             return run_up(args.config)
         if args.command == "models" and args.models_command == "make-tiny":

@@ -6,6 +6,7 @@ anything the daemon spawned (engine replicas): nothing is left behind.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -126,8 +127,17 @@ def run_up(config_path: Path | None) -> int:
         if problem := _wait_healthy(daemons) or _wait_pools_ready(pool, daemons):
             print(f"llorch up: {problem}", file=sys.stderr)
             return 1
-        print(f"llorch up: orchestratord  {orch}   (try: curl -s {orch}/v2/meta/capabilities)", flush=True)
+        print(f"llorch up: orchestratord  {orch}   (try: curl -s {orch}/v2/pools)", flush=True)
         print(f"llorch up: pool-managerd  {pool}   (try: curl -s {pool}/v2/pools)", flush=True)
+        model = config.pools[0].model.ref
+        print("llorch up: stream real tokens with either of:", flush=True)
+        print(f"  .venv/bin/llorch submit --url {orch} --model {model} 'Once upon a time'", flush=True)
+        body = json.dumps({"model_ref": model, "prompt": "Once upon a time", "max_tokens": 64})
+        print(
+            f"  curl -sN {orch}/v2/tasks/$(curl -s {orch}/v2/tasks -H 'content-type: application/json' "
+            f"-d '{body}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"task_id\"])')/events",
+            flush=True,
+        )
         print("llorch up: running; Ctrl-C stops everything", flush=True)
         while all(d.exited() is None for d in daemons):
             time.sleep(0.5)

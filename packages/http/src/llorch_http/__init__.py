@@ -6,6 +6,7 @@ One error envelope for every failure, one correlation id on every response.
 from ._app import create_service_app
 from ._correlation import add_correlation_header, correlation_id_of
 from ._errors import STATUS_BY_KIND, ApiError, error_response, exception_handlers
+from ._logging import JsonLines, configure_logging, redact
 from ._meta import BuildInfo, api_version, contract_document, read_build_info
 from ._serve import serve
 from ._sse import KEEPALIVE, SSE_HEADERS, sse_event
@@ -16,14 +17,17 @@ __all__ = [
     "STATUS_BY_KIND",
     "ApiError",
     "BuildInfo",
+    "JsonLines",
     "add_correlation_header",
     "api_version",
+    "configure_logging",
     "contract_document",
     "correlation_id_of",
     "create_service_app",
     "error_response",
     "exception_handlers",
     "read_build_info",
+    "redact",
     "serve",
     "sse_event",
 ]

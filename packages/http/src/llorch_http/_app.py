@@ -39,6 +39,8 @@ def create_service_app(
         exception_handlers=exception_handlers(),
         lifespan=list(lifespan),
         openapi_config=None,
+        # Our services configure logging once in main(); Litestar must not replace the root handlers.
+        logging_config=None,
         debug=debug,
     )
 

@@ -5,11 +5,17 @@ from __future__ import annotations
 import anyio
 
 from llorch_contracts.api import EngineKind, PoolState, PoolStatus, Preparation
+from llorch_contracts.config import EngineKind as ConfigEngineKind
 from llorch_contracts.config import LlorchConfig, PoolConfig
 
 from ._registry import PoolRegistry
 from ._settings import SupervisorSettings
 from ._supervisor import PoolSupervisor
+
+
+def supervised(pool: PoolConfig) -> bool:
+    """Mock-engine pools run inside orchestratord; pool-managerd has no process to supervise for them."""
+    return pool.engine.kind != ConfigEngineKind.mock
 
 
 def initial_status(pool: PoolConfig) -> PoolStatus:
@@ -22,7 +28,7 @@ def initial_status(pool: PoolConfig) -> PoolStatus:
         live=False,
         ready=False,
         draining=False,
-        state=PoolState.provisioning if pool.preload else PoolState.stopped,
+        state=PoolState.provisioning if pool.preload and supervised(pool) else PoolState.stopped,
         last_error=None,
         preparation=Preparation(steps=[]),
         replicas=[],
@@ -41,5 +47,5 @@ class PoolManager:
         """Cancel the caller's scope to stop: every replica process is stopped on the way out."""
         async with anyio.create_task_group() as pools:
             for pool in self.config.pools:
-                if pool.preload:
+                if pool.preload and supervised(pool):
                     pools.start_soon(PoolSupervisor(pool, self.registry, self.settings).run)

@@ -4,14 +4,18 @@ from ._engine import engine_install, tiny_model
 from ._openapi import assert_conforms, contract
 from ._server import free_port, serving
 from ._sse import SseEvent, parse_sse
+from ._stack import Stack, running_stack, stack_config
 
 __all__ = [
     "SseEvent",
+    "Stack",
     "assert_conforms",
     "contract",
     "engine_install",
     "free_port",
     "parse_sse",
+    "running_stack",
     "serving",
+    "stack_config",
     "tiny_model",
 ]

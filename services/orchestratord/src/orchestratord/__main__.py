@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from llorch_config import ConfigError, load_config
-from llorch_http import read_build_info, serve
+from llorch_contracts.config import LogFormat
+from llorch_http import configure_logging, read_build_info, serve
 
 from ._app import create_app
 
@@ -21,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"orchestratord: config error: {exc}", file=sys.stderr)
         return 2
+    logging_config = config.logging
+    configure_logging(
+        "orchestratord", json_lines=logging_config.format == LogFormat.json, level=str(logging_config.level)
+    )
     app = create_app(config, read_build_info(Path(__file__).parent))
     return serve(app, config.orchestratord.bind, config.auth.token_env)
 

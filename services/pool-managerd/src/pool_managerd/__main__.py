@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
 
 from llorch_config import ConfigError, load_config
-from llorch_http import serve
+from llorch_contracts.config import LogFormat
+from llorch_http import configure_logging, serve
 from llorch_pools import HostPreparer
 
 from ._app import create_app
@@ -24,8 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pool-managerd: config error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="pool-managerd %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health poll is noise
+    json_lines = config.logging.format == LogFormat.json
+    configure_logging("pool-managerd", json_lines=json_lines, level=str(config.logging.level))
     # Relative model paths are relative to the config file (or the working directory without one).
     base_dir = args.config.resolve().parent if args.config else Path.cwd()
     cache_root = Path(config.pool_managerd.cache_dir).expanduser()

@@ -1,0 +1,424 @@
+"""The data plane: admit tasks, dispatch them onto Ready replicas, stream, cancel (OC-CTRL-2001..2029).
+
+All state lives on one event loop, so every step between two awaits is
+atomic: a cancel that closes a task's log to tokens before it is
+acknowledged can never race a token append (ORCH-3026).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+
+from msgspec import UNSET
+
+from llorch_adapters import AdapterError, WorkerAdapter
+from llorch_contracts.api import (
+    EngineKind,
+    ErrorKind,
+    FinishReason,
+    PoolState,
+    PoolStatus,
+    Preparation,
+    ReplicaStatus,
+    SseMetrics,
+    TaskRequest,
+    TaskState,
+    TaskStatus,
+)
+from llorch_contracts.config import LlorchConfig
+from llorch_core import (
+    AdmissionError,
+    QueueFullError,
+    choose_pool,
+    choose_replica,
+    effective_seed,
+    on_time_probability,
+)
+
+from ._admission import check_request, guard_context
+from ._observer import DataPlaneObserver, NullObserver
+from ._pool_runtime import PoolRuntime
+from ._poolview import PoolView
+from ._probe import PROBE_RETRY_S, measure_decode
+from ._runner import Outcome, RetryError, fail, run_on_replica
+from ._settings import DataPlaneSettings
+from ._task import Task
+
+log = logging.getLogger("llorch.dataplane")
+CANCEL_WAIT_S = 2.0
+SLOT_POLL_S = 0.002
+
+
+class UnknownTaskError(LookupError):
+    """No task with this id (never admitted, or forgotten after its retention time)."""
+
+
+class Orchestrator:
+    """Tasks, queues and dispatch for every configured pool."""
+
+    def __init__(
+        self,
+        config: LlorchConfig,
+        view: PoolView,
+        adapters: Mapping[str, WorkerAdapter],
+        *,
+        observer: DataPlaneObserver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        new_task_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self.config = config
+        self.settings = DataPlaneSettings.from_config(config)
+        self.view = view
+        self.adapters = adapters
+        self.observer = observer or NullObserver()
+        self.clock = clock
+        self.wall_ms = wall_ms
+        self.new_task_id = new_task_id
+        self.tasks: dict[str, Task] = {}
+        self.runtimes = {
+            pool.id: PoolRuntime(
+                pool.id,
+                str(pool.engine.kind),
+                self.settings.queues[pool.id],
+                self.settings.batch_aging_s,
+                pool.replicas * pool.slots_per_replica,
+            )
+            for pool in config.pools
+        }
+        self.served_refs = {pool.id: {pool.model.ref} for pool in config.pools}
+        view.add_listener(self._kick_all)
+
+    # ------------------------------------------------------------------ admission
+
+    def admit(self, request: TaskRequest, correlation_id: str) -> Task:
+        """Admit or refuse (AdmissionError); an admitted task's log already holds `started`."""
+        check_request(request, self.settings)
+        task_id = request.task_id if isinstance(request.task_id, str) else self.new_task_id()
+        if (existing := self.tasks.get(task_id)) is not None:
+            if existing.request == request:
+                return existing  # a retried POST of the same body is the same task
+            raise AdmissionError(ErrorKind.CONFLICT, f"task {task_id} exists with a different request")
+        now = self.clock()
+        try:
+            pool_id = choose_pool(
+                request.placement if request.placement is not UNSET else None,
+                request.model_ref,
+                engine=None if request.engine is UNSET else request.engine,
+                ctx=None if request.ctx is UNSET else request.ctx,
+                pools=self.pools(),
+                predicted_start_ms_by_pool={
+                    pid: rt.predict(self.view.get(pid), self._queued(rt, now))
+                    for pid, rt in self.runtimes.items()
+                },
+                served_refs_by_pool=self.served_refs,
+            )
+            runtime = self.runtimes[pool_id]
+            pool = self.view.get(pool_id)
+            guard_context(request, pool)
+            task = self._new_task(request, task_id, runtime, correlation_id, now)
+            ahead = self._queued(runtime, now)
+            predicted = runtime.predict(pool, ahead)
+            self._check_deadline(task, runtime, predicted)
+            enqueued = runtime.queue.enqueue(task_id, task.priority, now)
+        except QueueFullError as exc:
+            exc.retry_after_ms = exc.retry_after_ms or max(1000, runtime.predict(pool, []))
+            self.observer.rejected(runtime.engine, exc.kind, str(exc.policy_label or "") or None, exc.message)
+            raise
+        except AdmissionError as exc:
+            engine = str(request.engine) if request.engine is not UNSET else "unknown"
+            self.observer.rejected(engine, exc.kind, None, exc.message)
+            raise
+        self.tasks[task_id] = task
+        if enqueued.evicted is not None:
+            self._drop(self.tasks[enqueued.evicted], runtime)
+        position = runtime.queue.position(task_id, now) or 0
+        predicted = runtime.predict(pool, self._queued(runtime, now)[:position])
+        task.events.started(position, predicted)
+        task.last_wait = (position, predicted)
+        self.observer.admitted(task, position, predicted)
+        runtime.kick()
+        return task
+
+    def _new_task(
+        self, request: TaskRequest, task_id: str, runtime: PoolRuntime, cid: str, now: float
+    ) -> Task:
+        deadline = None if request.deadline_ms is UNSET else now + request.deadline_ms / 1000
+        return Task(
+            task_id=task_id,
+            request=request,
+            pool_id=runtime.pool_id,
+            engine=runtime.engine,
+            priority=request.priority,
+            seed=effective_seed(task_id, None if request.seed is UNSET else request.seed),
+            expected_tokens=runtime.estimator.expected_tokens(request),
+            correlation_id=cid,
+            admitted_at=now,
+            admitted_ms=self.wall_ms(),
+            deadline_at=deadline,
+        )
+
+    def _check_deadline(self, task: Task, runtime: PoolRuntime, predicted_start_ms: int) -> None:
+        if task.deadline_at is None:
+            return
+        finish_ms = runtime.predict_finish(predicted_start_ms, task)
+        deadline_ms = (task.deadline_at - task.admitted_at) * 1000
+        if finish_ms is not None and finish_ms > deadline_ms:
+            raise AdmissionError(
+                ErrorKind.DEADLINE_UNMET,
+                f"predicted finish in {finish_ms:.0f} ms is after the deadline of {deadline_ms:.0f} ms",
+            )
+
+    def _drop(self, victim: Task, runtime: PoolRuntime) -> None:
+        """drop-lru evicted this queued task: it ends with QUEUE_FULL_DROP_LRU (OC-CORE-1103)."""
+        retry_ms = max(1000, runtime.predict(self.view.get(runtime.pool_id), []))
+        fail(victim, ErrorKind.QUEUE_FULL_DROP_LRU, "dropped from a full queue (drop-lru)", retriable=True,
+             retry_after_ms=retry_ms)  # fmt: skip
+        self._finished(victim, None)
+
+    def _queued(self, runtime: PoolRuntime, now: float) -> list[Task]:
+        return [self.tasks[t] for t in runtime.queue.ordered(now) if t in self.tasks]
+
+    # ------------------------------------------------------------------ queries and cancel
+
+    def pool(self, pool_id: str) -> PoolStatus | None:
+        """A configured pool as last reported, or `provisioning` (with the feed's problem) until reported."""
+        if (reported := self.view.get(pool_id)) is not None:
+            return reported
+        configured = next((p for p in self.config.pools if p.id == pool_id), None)
+        if configured is None:
+            return None
+        return PoolStatus(
+            pool_id=configured.id,
+            engine=EngineKind(str(configured.engine.kind)),
+            model_ref=configured.model.ref,
+            model_digest=None,
+            live=False,
+            ready=False,
+            draining=False,
+            state=PoolState.provisioning,
+            last_error=self.view.feed_error,
+            preparation=Preparation(steps=[]),
+            replicas=[],
+        )
+
+    def pools(self) -> list[PoolStatus]:
+        """Every configured pool, in configuration order."""
+        return [pool for p in self.config.pools if (pool := self.pool(p.id)) is not None]
+
+    def get(self, task_id: str) -> Task:
+        task = self.tasks.get(task_id)
+        if task is None:
+            raise UnknownTaskError(task_id)
+        return task
+
+    def status(self, task_id: str) -> TaskStatus:
+        task = self.get(task_id)
+        position, predicted = task.last_wait if task.last_wait is not None else (None, None)
+        return task.status(position, predicted)
+
+    async def cancel(self, task_id: str) -> None:
+        """Cancel a task: no token is appended once this returns, and the engine request is aborted."""
+        task = self.get(task_id)
+        if task.terminal:
+            return  # finished tasks: a no-op
+        task.log.close_tokens()
+        runtime = self.runtimes[task.pool_id]
+        runtime.queue.remove(task_id)
+        if task.events.end(task.events.tokens, task.decode_time_ms, FinishReason.canceled):
+            task.state = TaskState.canceled
+            task.finish_reason = FinishReason.canceled
+        self._finished(task, None)
+        runner = task.runner
+        if runner is not None and not runner.done():
+            runner.cancel()
+            await asyncio.wait({runner}, timeout=CANCEL_WAIT_S)
+            if task.replica_id is not None:
+                await self._confirm_released(runtime, task.replica_id)
+        runtime.kick()
+
+    async def _confirm_released(self, runtime: PoolRuntime, replica_id: str) -> None:
+        """Return once the engine reports the canceled request's slot free again (OC-ADAPT-5204)."""
+        pool = self.view.get(runtime.pool_id)
+        replica = next((r for r in pool.replicas if r.replica_id == replica_id), None) if pool else None
+        if replica is None:
+            return
+        adapter = self.adapters[runtime.engine]
+        deadline = self.clock() + CANCEL_WAIT_S
+        while self.clock() < deadline:
+            try:
+                slots = await adapter.slots(replica.endpoint)
+            except AdapterError:
+                return  # the replica is gone; pool-managerd will report it
+            if slots.free >= slots.total - runtime.active[replica_id]:
+                return
+            await asyncio.sleep(SLOT_POLL_S)
+        log.warning("replica %s still reports a busy slot %.1fs after a cancel", replica_id, CANCEL_WAIT_S)
+
+    def _finished(self, task: Task, outcome: Outcome | None) -> None:
+        if task.ended_at is not None:
+            return
+        task.ended_at = self.clock()
+        task.ended_ms = self.wall_ms()
+        if outcome is not None and outcome.finished is not None and task.state == TaskState.completed:
+            finished = outcome.finished
+            self.runtimes[task.pool_id].estimator.observe(
+                tokens_out=finished.tokens_out,
+                decode_time_ms=finished.decode_time_ms,
+                first_token_ms=outcome.first_token_ms,
+            )
+        self.observer.ended(task)
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _kick_all(self) -> None:
+        for runtime in self.runtimes.values():
+            runtime.kick()
+
+    async def run(self) -> None:
+        """Dispatch, tick and forget old tasks until cancelled; running tasks are ended on the way out."""
+        async with asyncio.TaskGroup() as group:
+            for runtime in self.runtimes.values():
+                group.create_task(self._dispatch(runtime, group))
+            group.create_task(self._tick())
+
+    async def _dispatch(self, runtime: PoolRuntime, group: asyncio.TaskGroup) -> None:
+        """Start queued tasks whenever a Ready replica has a free slot, listener or not (OC-CORE-1116)."""
+        while True:
+            runtime.wake.clear()
+            self._start_ready_tasks(runtime, group)
+            await runtime.wake.wait()
+
+    def _start_ready_tasks(self, runtime: PoolRuntime, group: asyncio.TaskGroup) -> None:
+        pool = self.view.get(runtime.pool_id)
+        if pool is not None and not runtime.estimator.seeded:
+            # Measure the pool's decode rate before predicting or dispatching (OC-CORE-1112).
+            if not runtime.probing and (replica := choose_replica(pool, dict(runtime.active), None)):
+                runtime.probing = True
+                runtime.active[replica.replica_id] += 1
+                group.create_task(self._probe(runtime, replica))
+            return
+        while pool is not None and len(runtime.queue):
+            replica = choose_replica(pool, dict(runtime.active), None)
+            if replica is None:
+                return
+            task_id = runtime.queue.pop(self.clock())
+            if task_id is None:
+                return
+            task = self.tasks.get(task_id)
+            if task is None or task.terminal:
+                continue
+            runtime.active[replica.replica_id] += 1  # reserve the slot before the request (OC-CORE-1117)
+            task.runner = group.create_task(self._run(runtime, task, replica))
+
+    async def _run(self, runtime: PoolRuntime, task: Task, replica: ReplicaStatus) -> None:
+        task.state = TaskState.running
+        task.replica_id = replica.replica_id
+        task.engine_version = replica.engine_version
+        task.started_ms = self.wall_ms()
+        runtime.running[task.task_id] = task
+        task.events.metrics(
+            SseMetrics(
+                queue_depth=len(runtime.queue),
+                on_time_probability=on_time_probability(0, None, 0.0),
+                kv_warmth=False,
+                pool_id=task.pool_id,
+                replica_id=replica.replica_id,
+                engine_version=replica.engine_version or UNSET,
+            ),
+            human=f"Running on {replica.replica_id} ({replica.engine_version or 'engine'}).",
+        )
+        self.observer.dispatched(task)
+        outcome = None
+        try:
+            outcome = await run_on_replica(
+                task, replica, self.adapters[runtime.engine], self.settings, self.clock
+            )
+            if outcome.first_token_ms is not None:
+                task.first_token_ms = task.started_ms + int(outcome.first_token_ms)
+                self.observer.first_token(task, outcome.first_token_ms)
+        except RetryError as retry:
+            log.warning("task %s: %s; retrying once", task.task_id, retry)
+            task.retried = True
+            task.state = TaskState.queued
+            task.replica_id = None
+            runtime.queue.push_front(task.task_id, task.priority, task.admitted_at)
+        except asyncio.CancelledError:
+            fail(task, ErrorKind.INTERNAL, "orchestratord stopped while the task ran", retriable=True)
+            raise
+        except Exception as exc:  # a bug must still end the task, not leave its stream open
+            log.exception("task %s crashed", task.task_id)
+            fail(task, ErrorKind.INTERNAL, f"internal error: {type(exc).__name__}", retriable=False)
+        finally:
+            runtime.active[replica.replica_id] -= 1
+            runtime.running.pop(task.task_id, None)
+            if task.terminal:
+                self._finished(task, outcome)
+            runtime.kick()
+
+    async def _probe(self, runtime: PoolRuntime, replica: ReplicaStatus) -> None:
+        """The readiness probe: a short real generation whose rate and first-token latency seed estimates."""
+        try:
+            rate, first_ms = await measure_decode(self.adapters[runtime.engine], replica.endpoint, self.clock)
+            runtime.estimator.seed(rate, first_ms)
+            log.info(
+                "pool %s: probe measured %.0f tokens/s, first token %.1f ms", runtime.pool_id, rate, first_ms
+            )
+        except Exception as exc:  # a failing probe only delays dispatch; pool-managerd handles the replica
+            log.warning("pool %s: readiness probe on %s failed: %s", runtime.pool_id, replica.replica_id, exc)
+            await asyncio.sleep(PROBE_RETRY_S)
+        finally:
+            runtime.active[replica.replica_id] -= 1
+            runtime.probing = False
+            runtime.kick()
+
+    async def _tick(self) -> None:
+        """Each interval: refresh queued tasks' position and prediction, expire deadlines, forget old ones."""
+        while True:
+            await asyncio.sleep(self.settings.metrics_interval_s)
+            now = self.clock()
+            for runtime in self.runtimes.values():
+                self._refresh_waiting(runtime, now)
+            horizon = now - self.settings.retain_s
+            for task_id in [
+                t.task_id for t in self.tasks.values() if t.ended_at is not None and t.ended_at < horizon
+            ]:
+                del self.tasks[task_id]
+
+    def _refresh_waiting(self, runtime: PoolRuntime, now: float) -> None:
+        pool = self.view.get(runtime.pool_id)
+        ordered = self._queued(runtime, now)
+        for position, task in enumerate(ordered):
+            if task.deadline_at is not None and now >= task.deadline_at:
+                runtime.queue.remove(task.task_id)
+                fail(
+                    task,
+                    ErrorKind.DEADLINE_UNMET,
+                    "the deadline passed while the task waited",
+                    retriable=False,
+                )
+                self._finished(task, None)
+                continue
+            predicted = runtime.predict(pool, ordered[:position])
+            if (position, predicted) == task.last_wait:
+                continue
+            task.last_wait = (position, predicted)
+            finish = runtime.predict_finish(predicted, task)
+            deadline_ms = None if task.deadline_at is None else (task.deadline_at - now) * 1000
+            on_time = 1.0
+            if finish is not None:
+                on_time = on_time_probability(finish, deadline_ms, runtime.estimator.spread_ms(finish))
+            task.events.metrics(
+                SseMetrics(
+                    queue_position=position,
+                    predicted_start_ms=predicted,
+                    queue_depth=len(runtime.queue),
+                    on_time_probability=on_time,
+                    kv_warmth=False,
+                ),
+                human=f"Waiting: {position} task(s) ahead, start expected in about {predicted / 1000:.1f} s.",
+            )

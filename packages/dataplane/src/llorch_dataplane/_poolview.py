@@ -1,0 +1,102 @@
+"""orchestratord's view of the pools: pool-managerd's watch stream, plus pools served in-process.
+
+pool-managerd is the source of truth for engine replicas (OC-POOL-3160);
+orchestratord only reads `GET /v2/watch/pools`. Pools whose engine runs
+inside orchestratord (the mock engine) are put here directly and are never
+overwritten by the feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import httpx
+import msgspec
+
+from llorch_contracts.api import PoolStatus, PoolWatchSnapshot
+
+log = logging.getLogger("llorch.poolview")
+RECONNECT_MIN_S = 0.2
+RECONNECT_MAX_S = 5.0
+_snapshot = msgspec.json.Decoder(PoolWatchSnapshot)
+_pool = msgspec.json.Decoder(PoolStatus)
+
+
+class PoolView:
+    """The latest status of every pool, with a wake-up for whoever waits on changes."""
+
+    def __init__(self) -> None:
+        self._pools: dict[str, PoolStatus] = {}
+        self._local: set[str] = set()
+        self._changed = asyncio.Event()
+        self._listeners: list[Callable[[], None]] = []
+        self.feed_error: str | None = "not connected to pool-managerd yet"
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` (synchronously, on the loop) after every change."""
+        self._listeners.append(listener)
+
+    def get(self, pool_id: str) -> PoolStatus | None:
+        return self._pools.get(pool_id)
+
+    def snapshot(self) -> list[PoolStatus]:
+        return list(self._pools.values())
+
+    def put_local(self, pool: PoolStatus) -> None:
+        """A pool served in-process; the pool-managerd feed never replaces it."""
+        self._local.add(pool.pool_id)
+        self._set(pool)
+
+    def apply_snapshot(self, pools: list[PoolStatus]) -> None:
+        remote = {p.pool_id: p for p in pools if p.pool_id not in self._local}
+        self._pools = {k: v for k, v in self._pools.items() if k in self._local} | remote
+        self._notify()
+
+    def apply_change(self, pool: PoolStatus) -> None:
+        if pool.pool_id not in self._local:
+            self._set(pool)
+
+    def _set(self, pool: PoolStatus) -> None:
+        self._pools[pool.pool_id] = pool
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+        for listener in self._listeners:
+            listener()
+
+    async def changed(self) -> None:
+        """Return at the next change."""
+        await self._changed.wait()
+
+
+async def follow_pool_manager(view: PoolView, http: httpx.AsyncClient, base_url: str) -> None:
+    """Keep `view` in step with pool-managerd's watch stream, reconnecting with backoff, until cancelled."""
+    delay = RECONNECT_MIN_S
+    while True:
+        try:
+            async with http.stream(
+                "GET", f"{base_url}/v2/watch/pools", timeout=httpx.Timeout(10.0, read=None)
+            ) as r:
+                r.raise_for_status()
+                view.feed_error = None
+                delay = RECONNECT_MIN_S
+                event = ""
+                async for line in r.aiter_lines():
+                    if line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line.startswith("data:"):
+                        data = line[5:].strip().encode()
+                        if event == "snapshot":
+                            view.apply_snapshot(_snapshot.decode(data).pools)
+                        elif event == "pool":
+                            view.apply_change(_pool.decode(data))
+            view.feed_error = "pool-managerd closed the watch stream"
+        except (httpx.HTTPError, msgspec.DecodeError) as exc:
+            view.feed_error = f"pool-managerd at {base_url} unreachable: {type(exc).__name__}: {exc}"
+        log.warning("pool view: %s; reconnecting in %.1fs", view.feed_error, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RECONNECT_MAX_S)
