@@ -23,7 +23,6 @@ from llorch_contracts.api import (
     PoolState,
     PoolStatus,
     Preparation,
-    ReplicaStatus,
     SseMetrics,
     TaskRequest,
     TaskState,
@@ -34,17 +33,17 @@ from llorch_core import (
     AdmissionError,
     QueueFullError,
     choose_pool,
-    choose_replica,
     effective_seed,
     on_time_probability,
 )
 
 from ._admission import check_request, guard_context
+from ._dispatcher import Dispatcher
 from ._observer import DataPlaneObserver, NullObserver
 from ._pool_runtime import PoolRuntime
 from ._poolview import PoolView
-from ._probe import PROBE_RETRY_S, measure_decode
-from ._runner import Outcome, RetryError, fail, run_on_replica
+from ._prep import prep_of
+from ._runner import Outcome, fail
 from ._settings import DataPlaneSettings
 from ._task import Task
 
@@ -112,7 +111,7 @@ class Orchestrator:
                 ctx=None if request.ctx is UNSET else request.ctx,
                 pools=self.pools(),
                 predicted_start_ms_by_pool={
-                    pid: rt.predict(self.view.get(pid), self._queued(rt, now))
+                    pid: rt.predict(self.view.get(pid), self.queued(rt, now))
                     for pid, rt in self.runtimes.items()
                 },
                 served_refs_by_pool=self.served_refs,
@@ -121,7 +120,7 @@ class Orchestrator:
             pool = self.view.get(pool_id)
             guard_context(request, pool)
             task = self._new_task(request, task_id, runtime, correlation_id, now)
-            ahead = self._queued(runtime, now)
+            ahead = self.queued(runtime, now)
             predicted = runtime.predict(pool, ahead)
             self._check_deadline(task, runtime, predicted)
             enqueued = runtime.queue.enqueue(task_id, task.priority, now)
@@ -137,9 +136,9 @@ class Orchestrator:
         if enqueued.evicted is not None:
             self._drop(self.tasks[enqueued.evicted], runtime)
         position = runtime.queue.position(task_id, now) or 0
-        predicted = runtime.predict(pool, self._queued(runtime, now)[:position])
+        predicted = runtime.predict(pool, self.queued(runtime, now)[:position])
         task.events.started(position, predicted)
-        task.last_wait = (position, predicted)
+        task.last_wait = task.admitted_wait = (position, predicted)
         self.observer.admitted(task, position, predicted)
         runtime.kick()
         return task
@@ -178,9 +177,9 @@ class Orchestrator:
         retry_ms = max(1000, runtime.predict(self.view.get(runtime.pool_id), []))
         fail(victim, ErrorKind.QUEUE_FULL_DROP_LRU, "dropped from a full queue (drop-lru)", retriable=True,
              retry_after_ms=retry_ms)  # fmt: skip
-        self._finished(victim, None)
+        self.finished(victim, None)
 
-    def _queued(self, runtime: PoolRuntime, now: float) -> list[Task]:
+    def queued(self, runtime: PoolRuntime, now: float) -> list[Task]:
         return [self.tasks[t] for t in runtime.queue.ordered(now) if t in self.tasks]
 
     # ------------------------------------------------------------------ queries and cancel
@@ -232,7 +231,7 @@ class Orchestrator:
         if task.events.end(task.events.tokens, task.decode_time_ms, FinishReason.canceled):
             task.state = TaskState.canceled
             task.finish_reason = FinishReason.canceled
-        self._finished(task, None)
+        self.finished(task, None)
         runner = task.runner
         if runner is not None and not runner.done():
             runner.cancel()
@@ -259,7 +258,7 @@ class Orchestrator:
             await asyncio.sleep(SLOT_POLL_S)
         log.warning("replica %s still reports a busy slot %.1fs after a cancel", replica_id, CANCEL_WAIT_S)
 
-    def _finished(self, task: Task, outcome: Outcome | None) -> None:
+    def finished(self, task: Task, outcome: Outcome | None) -> None:
         if task.ended_at is not None:
             return
         task.ended_at = self.clock()
@@ -281,100 +280,11 @@ class Orchestrator:
 
     async def run(self) -> None:
         """Dispatch, tick and forget old tasks until cancelled; running tasks are ended on the way out."""
+        dispatcher = Dispatcher(self)
         async with asyncio.TaskGroup() as group:
             for runtime in self.runtimes.values():
-                group.create_task(self._dispatch(runtime, group))
+                group.create_task(dispatcher.loop(runtime, group))
             group.create_task(self._tick())
-
-    async def _dispatch(self, runtime: PoolRuntime, group: asyncio.TaskGroup) -> None:
-        """Start queued tasks whenever a Ready replica has a free slot, listener or not (OC-CORE-1116)."""
-        while True:
-            runtime.wake.clear()
-            self._start_ready_tasks(runtime, group)
-            await runtime.wake.wait()
-
-    def _start_ready_tasks(self, runtime: PoolRuntime, group: asyncio.TaskGroup) -> None:
-        pool = self.view.get(runtime.pool_id)
-        if pool is not None and not runtime.estimator.seeded:
-            # Measure the pool's decode rate before predicting or dispatching (OC-CORE-1112).
-            if not runtime.probing and (replica := choose_replica(pool, dict(runtime.active), None)):
-                runtime.probing = True
-                runtime.active[replica.replica_id] += 1
-                group.create_task(self._probe(runtime, replica))
-            return
-        while pool is not None and len(runtime.queue):
-            replica = choose_replica(pool, dict(runtime.active), None)
-            if replica is None:
-                return
-            task_id = runtime.queue.pop(self.clock())
-            if task_id is None:
-                return
-            task = self.tasks.get(task_id)
-            if task is None or task.terminal:
-                continue
-            runtime.active[replica.replica_id] += 1  # reserve the slot before the request (OC-CORE-1117)
-            task.runner = group.create_task(self._run(runtime, task, replica))
-
-    async def _run(self, runtime: PoolRuntime, task: Task, replica: ReplicaStatus) -> None:
-        task.state = TaskState.running
-        task.replica_id = replica.replica_id
-        task.engine_version = replica.engine_version
-        task.started_ms = self.wall_ms()
-        runtime.running[task.task_id] = task
-        task.events.metrics(
-            SseMetrics(
-                queue_depth=len(runtime.queue),
-                on_time_probability=on_time_probability(0, None, 0.0),
-                kv_warmth=False,
-                pool_id=task.pool_id,
-                replica_id=replica.replica_id,
-                engine_version=replica.engine_version or UNSET,
-            ),
-            human=f"Running on {replica.replica_id} ({replica.engine_version or 'engine'}).",
-        )
-        self.observer.dispatched(task)
-        outcome = None
-        try:
-            outcome = await run_on_replica(
-                task, replica, self.adapters[runtime.engine], self.settings, self.clock
-            )
-            if outcome.first_token_ms is not None:
-                task.first_token_ms = task.started_ms + int(outcome.first_token_ms)
-                self.observer.first_token(task, outcome.first_token_ms)
-        except RetryError as retry:
-            log.warning("task %s: %s; retrying once", task.task_id, retry)
-            task.retried = True
-            task.state = TaskState.queued
-            task.replica_id = None
-            runtime.queue.push_front(task.task_id, task.priority, task.admitted_at)
-        except asyncio.CancelledError:
-            fail(task, ErrorKind.INTERNAL, "orchestratord stopped while the task ran", retriable=True)
-            raise
-        except Exception as exc:  # a bug must still end the task, not leave its stream open
-            log.exception("task %s crashed", task.task_id)
-            fail(task, ErrorKind.INTERNAL, f"internal error: {type(exc).__name__}", retriable=False)
-        finally:
-            runtime.active[replica.replica_id] -= 1
-            runtime.running.pop(task.task_id, None)
-            if task.terminal:
-                self._finished(task, outcome)
-            runtime.kick()
-
-    async def _probe(self, runtime: PoolRuntime, replica: ReplicaStatus) -> None:
-        """The readiness probe: a short real generation whose rate and first-token latency seed estimates."""
-        try:
-            rate, first_ms = await measure_decode(self.adapters[runtime.engine], replica.endpoint, self.clock)
-            runtime.estimator.seed(rate, first_ms)
-            log.info(
-                "pool %s: probe measured %.0f tokens/s, first token %.1f ms", runtime.pool_id, rate, first_ms
-            )
-        except Exception as exc:  # a failing probe only delays dispatch; pool-managerd handles the replica
-            log.warning("pool %s: readiness probe on %s failed: %s", runtime.pool_id, replica.replica_id, exc)
-            await asyncio.sleep(PROBE_RETRY_S)
-        finally:
-            runtime.active[replica.replica_id] -= 1
-            runtime.probing = False
-            runtime.kick()
 
     async def _tick(self) -> None:
         """Each interval: refresh queued tasks' position and prediction, expire deadlines, forget old ones."""
@@ -389,9 +299,18 @@ class Orchestrator:
             ]:
                 del self.tasks[task_id]
 
+    @staticmethod
+    def on_time(runtime: PoolRuntime, task: Task, predicted_start_ms: int, now: float) -> float:
+        """The chance the task meets its deadline if it starts in `predicted_start_ms` (1.0 without one)."""
+        finish = runtime.predict_finish(predicted_start_ms, task)
+        if task.deadline_at is None or finish is None:
+            return 1.0
+        deadline_ms = (task.deadline_at - now) * 1000
+        return on_time_probability(finish, deadline_ms, runtime.estimator.spread_ms(finish))
+
     def _refresh_waiting(self, runtime: PoolRuntime, now: float) -> None:
-        pool = self.view.get(runtime.pool_id)
-        ordered = self._queued(runtime, now)
+        pool = self.pool(runtime.pool_id)
+        ordered = self.queued(runtime, now)
         for position, task in enumerate(ordered):
             if task.deadline_at is not None and now >= task.deadline_at:
                 runtime.queue.remove(task.task_id)
@@ -401,17 +320,13 @@ class Orchestrator:
                     "the deadline passed while the task waited",
                     retriable=False,
                 )
-                self._finished(task, None)
+                self.finished(task, None)
                 continue
             predicted = runtime.predict(pool, ordered[:position])
             if (position, predicted) == task.last_wait:
                 continue
             task.last_wait = (position, predicted)
-            finish = runtime.predict_finish(predicted, task)
-            deadline_ms = None if task.deadline_at is None else (task.deadline_at - now) * 1000
-            on_time = 1.0
-            if finish is not None:
-                on_time = on_time_probability(finish, deadline_ms, runtime.estimator.spread_ms(finish))
+            on_time = self.on_time(runtime, task, predicted, now)
             task.events.metrics(
                 SseMetrics(
                     queue_position=position,
@@ -421,4 +336,5 @@ class Orchestrator:
                     kv_warmth=False,
                 ),
                 human=f"Waiting: {position} task(s) ahead, start expected in about {predicted / 1000:.1f} s.",
+                prep=prep_of(pool),
             )

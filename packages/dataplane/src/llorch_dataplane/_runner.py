@@ -75,9 +75,13 @@ def fail(
 class _Relay:
     """Copies one engine stream into a task's log, noting when the first token came."""
 
-    def __init__(self, task: Task, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, task: Task, clock: Callable[[], float], on_first_token: Callable[[float], None]
+    ) -> None:
         self.task = task
         self.clock = clock
+        self.on_first_token = on_first_token
+        self.started = clock()
         self.first_token: float | None = None
         self.finished: Finished | None = None
 
@@ -88,6 +92,7 @@ class _Relay:
                 if isinstance(item, TokenDelta):
                     if self.first_token is None:
                         self.first_token = self.clock()
+                        self.on_first_token((self.first_token - self.started) * 1000)
                     if not events.token(item.text):
                         return  # canceled: closing the stream aborts the engine request
                 else:
@@ -136,14 +141,18 @@ async def run_on_replica(
     replica: ReplicaStatus,
     adapter: WorkerAdapter,
     settings: DataPlaneSettings,
+    *,
+    on_first_token: Callable[[float], None],
     clock: Callable[[], float] = time.monotonic,
 ) -> Outcome:
-    """Stream the task from the replica into its log; raises RetryError for a first, pre-token failure."""
+    """Stream the task from the replica into its log; raises RetryError for a first, pre-token failure.
+
+    `on_first_token(latency_ms)` is called when the first token arrives, while the stream goes on.
+    """
     budget = settings.wall_timeout_s
     if task.deadline_at is not None:
         budget = min(budget, task.deadline_at - clock())
-    started = clock()
-    relay = _Relay(task, clock)
+    relay = _Relay(task, clock, on_first_token)
     stream = adapter.generate(
         replica.endpoint,
         generation_request(task),
@@ -158,5 +167,5 @@ async def run_on_replica(
     except TimeoutError:
         _timed_out(task, settings, clock())
     _conclude(task, replica, relay.finished)
-    first_ms = None if relay.first_token is None else (relay.first_token - started) * 1000
+    first_ms = None if relay.first_token is None else (relay.first_token - relay.started) * 1000
     return Outcome(relay.finished, first_ms)

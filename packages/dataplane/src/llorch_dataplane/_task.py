@@ -51,6 +51,8 @@ class Task:
     runner: asyncio.Task[None] | None = None
     retried: bool = False
     last_wait: tuple[int, int] | None = None
+    admitted_wait: tuple[int, int] = (0, 0)
+    first_token_latency_ms: float | None = None
 
     def __post_init__(self) -> None:
         self.events = TaskEvents(self.log)

@@ -28,8 +28,9 @@ narration = logging.getLogger("llorch.narration")
 def _fields(task: Task, **extra: object) -> dict[str, object]:
     """The log fields every task line carries (ORCH-3027, OC-CORE-1040)."""
     session = task.request.session_id
+    position, predicted = task.admitted_wait
     return {
-        "job_id": task.task_id,
+        "task_id": task.task_id,
         "correlation_id": task.correlation_id,
         "session_id": session if isinstance(session, str) else None,
         "engine": task.engine,
@@ -40,6 +41,9 @@ def _fields(task: Task, **extra: object) -> dict[str, object]:
         "tokens_in": task.tokens_in,
         "tokens_out": task.events.tokens,
         "decode_time_ms": task.decode_time_ms,
+        "queue_position": position,
+        "predicted_start_ms": predicted,
+        "first_token_ms": task.first_token_latency_ms,
         **extra,
     }
 
@@ -71,7 +75,7 @@ class DataPlaneTelemetry:
             "admission",
             f"Accepted task into pool {task.pool_id}: position {queue_position}, "
             f"start expected in about {predicted_start_ms} ms.",
-            **_fields(task, queue_position=queue_position, predicted_start_ms=predicted_start_ms),
+            **_fields(task),
         )
 
     def rejected(self, engine: str, kind: ErrorKind, policy: str | None, message: str) -> None:
@@ -105,7 +109,7 @@ class DataPlaneTelemetry:
         narrate(
             "stream_start",
             f"First token after {latency_ms:.0f} ms.",
-            **_fields(task, first_token_ms=latency_ms),
+            **_fields(task),
         )
 
     def ended(self, task: Task) -> None:
