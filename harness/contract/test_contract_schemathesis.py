@@ -5,7 +5,8 @@ in-process mock pool, pool-managerd with a preparer that fails hardware checks, 
 Unready without any engine. Every generated request goes over a socket and every response is
 checked for: no 5xx, a documented status, the documented content type and headers
 (`X-Correlation-Id`, `Retry-After`, ...), and a body that matches the schema. SSE responses are
-parsed and validated one event at a time.
+parsed and validated one event at a time: the frame by schemathesis, the JSON in its `data` by
+`sse_payload_conformance` against the operation's `x-sse-events`.
 
 Runs are deterministic (fixed seed, derandomized Hypothesis, no example database) and small
 (examples, coverage and fuzzing phases; at most `MAX_EXAMPLES` fuzzed cases per operation).
@@ -26,14 +27,19 @@ events. Task streams end after `end`/`error` and are read whole.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import schemathesis
+from jsonschema_path import SchemaPath
+from openapi_core.exceptions import OpenAPIError
+from openapi_core.validation.schemas import oas31_schema_validators_factory
 from schemathesis import Case, Config, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -43,25 +49,58 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+import orchestratord
+import pool_managerd
 from llorch_adapters import MockAdapter, MockScript
 from llorch_config import parse_config
 from llorch_pools.testing import StaticPreparer
-from llorch_testkit import serving
+from llorch_testkit import parse_sse, serving
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts" / "openapi"
 # Named like the contracts' examples (pool `default`, model `tinyllama-q4`), so examples reach the 2xx paths.
 MODEL_REF = "tinyllama-q4"
 MOCK_POOL = f"pools:\n  - id: default\n    engine: {{kind: mock}}\n    model: {{ref: {MODEL_REF}}}\n"
 MANAGED_POOL = f"pools:\n  - id: default\n    model: {{ref: {MODEL_REF}}}\n"
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 50
 WATCH_EVENTS = 2
 WATCH_TIMEOUT_S = 2
+
+
+@cache
+def contract_document(title: str) -> SchemaPath:
+    return SchemaPath.from_file_path(str(CONTRACTS / f"{title}.yaml"))
+
+
+def sse_payload_conformance(ctx: Any, response: schemathesis.Response, case: Case) -> None:
+    """Each SSE event's `data` against its `x-sse-events` schema.
+
+    schemathesis validates the event frame (`schema`: id, event name, `data` as a string); the
+    JSON inside `data` is described per event name by the operation's `x-sse-events` map.
+    """
+    content_type = (response.headers.get("content-type") or [""])[0]
+    if not content_type.startswith("text/event-stream"):
+        return
+    payloads = case.operation.definition.raw.get("x-sse-events", {})
+    root = contract_document(case.operation.schema.raw_schema["info"]["title"])
+    for event in parse_sse(response.content.decode()):
+        assert event.event in payloads, f"undocumented SSE event {event.event!r}"
+        ref = payloads[event.event]["$ref"]
+        schema = root
+        for part in ref.removeprefix("#/").split("/"):
+            schema = schema / part
+        try:
+            oas31_schema_validators_factory.create(root, schema).validate(json.loads(event.data))
+        except (ValueError, OpenAPIError) as exc:
+            raise AssertionError(f"SSE event {event.id} `{event.event}` violates {ref}: {exc}") from None
+
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
+    sse_payload_conformance,
 ]
 ORCHESTRATORD_OPERATIONS = [
     "createTask",
@@ -124,10 +163,8 @@ pool_managerd_contract = load("pool-managerd", POOL_MANAGERD_OPERATIONS)
 
 @pytest.fixture(scope="module")
 def orchestratord_url() -> Iterator[str]:
-    from orchestratord import create_app
-
     adapter = MockAdapter(MockScript())
-    app = create_app(parse_config(MOCK_POOL), adapters={"mock": adapter})
+    app = orchestratord.create_app(parse_config(MOCK_POOL), adapters={"mock": adapter})
     with serving(app) as url:
         yield url
 
@@ -148,10 +185,8 @@ def known_task(orchestratord_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def pool_managerd_url() -> Iterator[str]:
-    from pool_managerd import create_app
-
     preparer = StaticPreparer(binary=None, model=Path("/nonexistent"), fail_hardware="no GPU in this test")
-    app = create_app(parse_config(MANAGED_POOL), preparer=preparer, environ={})
+    app = pool_managerd.create_app(parse_config(MANAGED_POOL), preparer=preparer, environ={})
     with serving(app) as url:
         yield url
 

@@ -103,7 +103,7 @@ def test_cancelling_a_queued_task_frees_its_place_at_once() -> None:
     assert final[-1][1]["finish_reason"] == "canceled"
 
 
-@pytest.mark.req("ORCH-3027", "ORCH-3300")
+@pytest.mark.req("ORCH-3027", "ORCH-3300", "AUTH-1008")
 def test_every_emission_point_narrates_with_the_required_fields(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="llorch.narration")
     with orchestratord(MockScript()) as (client, _):
@@ -116,6 +116,7 @@ def test_every_emission_point_narrates_with_the_required_fields(caplog: pytest.L
     assert actions == ["admission", "placement", "stream_start", "stream_end"]
     end = records[-1]
     fields = getattr(end, "fields", {})
+    assert fields["identity"] == "localhost", "AUTH-1008: callers without a token are localhost"
     required = ["task_id", "engine", "engine_version", "pool_id", "replica_id", "queue_position"]
     required += ["predicted_start_ms", "tokens_in", "tokens_out", "decode_time_ms", "first_token_ms"]
     assert [key for key in required if key not in fields] == []

@@ -38,12 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     submit.add_argument("--seed", type=int)
     submit.add_argument("--priority", choices=["interactive", "batch"], default="interactive")
     submit.add_argument("--url", default=DEFAULT_URL, help=f"orchestratord (default {DEFAULT_URL})")
+    submit.add_argument("--token-env", default="LLORCH_API_TOKEN", help="variable holding the bearer token")
     args = parser.parse_args(argv)
     try:
         if args.command == "submit":
             body = {"model_ref": args.model, "prompt": args.prompt, "max_tokens": args.max_tokens}
             body |= {"priority": args.priority} | ({"seed": args.seed} if args.seed is not None else {})
-            return run_submit(args.url, body)
+            return run_submit(args.url, body, token=os.environ.get(args.token_env))
         if args.command == "up":
             return run_up(args.config)
         if args.command == "models" and args.models_command == "make-tiny":

@@ -35,9 +35,10 @@ def _follow(client: httpx.Client, task_id: str, out: TextIO) -> int:
     return 1
 
 
-def run_submit(url: str, body: dict[str, Any], out: TextIO = sys.stdout) -> int:
+def run_submit(url: str, body: dict[str, Any], token: str | None = None, out: TextIO = sys.stdout) -> int:
     """Submit `body` to orchestratord at `url` and stream the result; Ctrl-C cancels the task."""
-    with httpx.Client(base_url=url, timeout=30.0) as client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=url, timeout=30.0, headers=headers) as client:
         try:
             admitted = client.post("/v2/tasks", json=body)
         except httpx.TransportError as exc:

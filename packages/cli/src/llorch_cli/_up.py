@@ -55,7 +55,7 @@ class Daemon:
 
 
 def _wait_healthy(daemons: list[Daemon]) -> str | None:
-    """None once every daemon answers its health URL, else why not."""
+    """None once every daemon answers its (unauthenticated) health URL, else why not."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     pending = list(daemons)
     with httpx.Client(timeout=2.0) as client:
@@ -85,10 +85,10 @@ def _step_line(pool: dict[str, Any]) -> str:
     return f"{pool['pool_id']}: {step['description']} [{step.get('phase', step['status'])}{pct}]"
 
 
-def _wait_pools_ready(pool_url: str, daemons: list[Daemon]) -> str | None:
+def _wait_pools_ready(pool_url: str, daemons: list[Daemon], headers: dict[str, str]) -> str | None:
     """Print preparation progress until every preloaded pool is Ready; None, or why not."""
     last = ""
-    with httpx.Client(timeout=5.0) as client:
+    with httpx.Client(timeout=5.0, headers=headers) as client:
         while True:
             if gone := next((d for d in daemons if d.exited() is not None), None):
                 return f"{gone.name} exited with status {gone.exited()}"
@@ -117,14 +117,16 @@ def run_up(config_path: Path | None) -> int:
     pool = f"http://{config.pool_managerd.bind}"
     daemons = [
         Daemon("pool-managerd", "pool_managerd", f"{pool}/v2/health"),
-        Daemon("orchestratord", "orchestratord", f"{orch}/v2/meta/version"),
+        Daemon("orchestratord", "orchestratord", f"{orch}/metrics"),
     ]
     source = config_path or "the embedded default config (dev profile, CPU inference)"
     print(f"llorch up: using {source}", flush=True)
     try:
         for daemon in daemons:
             daemon.start(config_path)
-        if problem := _wait_healthy(daemons) or _wait_pools_ready(pool, daemons):
+        token = os.environ.get(config.auth.token_env)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if problem := _wait_healthy(daemons) or _wait_pools_ready(pool, daemons, headers):
             print(f"llorch up: {problem}", file=sys.stderr)
             return 1
         print(f"llorch up: orchestratord  {orch}   (try: curl -s {orch}/v2/pools)", flush=True)

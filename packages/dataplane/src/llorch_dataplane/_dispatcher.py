@@ -50,9 +50,9 @@ class Dispatcher:
                 runtime.active[replica.replica_id] += 1
                 group.create_task(self._probe(runtime, replica))
             return
+        sessions = self.orchestrator.sessions
         while pool is not None and len(runtime.queue):
-            replica = choose_replica(pool, dict(runtime.active), None)
-            if replica is None:
+            if choose_replica(pool, dict(runtime.active), None) is None:
                 return
             task_id = runtime.queue.pop(self.orchestrator.clock())
             if task_id is None:
@@ -60,6 +60,9 @@ class Dispatcher:
             task = self.orchestrator.tasks.get(task_id)
             if task is None or task.terminal:
                 continue
+            # Some replica is free, so this finds one; the session's last replica first (OC-CORE-1013).
+            replica = choose_replica(pool, dict(runtime.active), sessions.preferred_replica(task_id, pool))
+            assert replica is not None
             runtime.active[replica.replica_id] += 1  # reserve the slot before the request (OC-CORE-1117)
             task.runner = group.create_task(self._run(runtime, task, replica))
 
@@ -69,15 +72,17 @@ class Dispatcher:
         task.engine_version = replica.engine_version
         task.started_ms = self.orchestrator.wall_ms()
         runtime.running[task.task_id] = task
+        sessions = self.orchestrator.sessions
+        metrics = SseMetrics(
+            queue_depth=len(runtime.queue),
+            on_time_probability=self.orchestrator.on_time(runtime, task, 0, self.orchestrator.clock()),
+            kv_warmth=sessions.dispatched(task.task_id, task.pool_id, replica),
+            pool_id=task.pool_id,
+            replica_id=replica.replica_id,
+            engine_version=replica.engine_version or UNSET,
+        )
         task.events.metrics(
-            SseMetrics(
-                queue_depth=len(runtime.queue),
-                on_time_probability=self.orchestrator.on_time(runtime, task, 0, self.orchestrator.clock()),
-                kv_warmth=False,
-                pool_id=task.pool_id,
-                replica_id=replica.replica_id,
-                engine_version=replica.engine_version or UNSET,
-            ),
+            sessions.with_budgets(task.task_id, metrics),
             human=f"Running on {replica.replica_id} ({replica.engine_version or 'engine'}).",
         )
         self.orchestrator.observer.dispatched(task)
@@ -97,6 +102,7 @@ class Dispatcher:
                 self.orchestrator.settings,
                 on_first_token=first_token,
                 clock=self.orchestrator.clock,
+                time_budget_s=sessions.time_remaining_s(task.task_id),
             )
         except RetryError as retry:
             log.warning("task %s: %s; retrying once", task.task_id, retry)

@@ -23,6 +23,8 @@ from llorch_contracts.api import (
     PoolState,
     PoolStatus,
     Preparation,
+    ReplicaStatus,
+    SessionInfo,
     SseMetrics,
     TaskRequest,
     TaskState,
@@ -44,6 +46,7 @@ from ._pool_runtime import PoolRuntime
 from ._poolview import PoolView
 from ._prep import prep_of
 from ._runner import Outcome, fail
+from ._sessions import SessionStore, usage_of
 from ._settings import DataPlaneSettings
 from ._task import Task
 
@@ -79,6 +82,7 @@ class Orchestrator:
         self.wall_ms = wall_ms
         self.new_task_id = new_task_id
         self.tasks: dict[str, Task] = {}
+        self.sessions = SessionStore(config.sessions, clock=clock)
         self.runtimes = {
             pool.id: PoolRuntime(
                 pool.id,
@@ -94,7 +98,7 @@ class Orchestrator:
 
     # ------------------------------------------------------------------ admission
 
-    def admit(self, request: TaskRequest, correlation_id: str) -> Task:
+    def admit(self, request: TaskRequest, correlation_id: str, identity: str = "localhost") -> Task:
         """Admit or refuse (AdmissionError); an admitted task's log already holds `started`."""
         check_request(request, self.settings)
         task_id = request.task_id if isinstance(request.task_id, str) else self.new_task_id()
@@ -119,7 +123,8 @@ class Orchestrator:
             runtime = self.runtimes[pool_id]
             pool = self.view.get(pool_id)
             guard_context(request, pool)
-            task = self._new_task(request, task_id, runtime, correlation_id, now)
+            self.sessions.check(request, now)
+            task = self._new_task(request, task_id, runtime, (correlation_id, identity), now)
             ahead = self.queued(runtime, now)
             predicted = runtime.predict(pool, ahead)
             self._check_deadline(task, runtime, predicted)
@@ -133,6 +138,7 @@ class Orchestrator:
             self.observer.rejected(engine, exc.kind, None, exc.message)
             raise
         self.tasks[task_id] = task
+        self.sessions.admit(request, task_id, now)
         if enqueued.evicted is not None:
             self._drop(self.tasks[enqueued.evicted], runtime)
         position = runtime.queue.position(task_id, now) or 0
@@ -144,7 +150,7 @@ class Orchestrator:
         return task
 
     def _new_task(
-        self, request: TaskRequest, task_id: str, runtime: PoolRuntime, cid: str, now: float
+        self, request: TaskRequest, task_id: str, runtime: PoolRuntime, caller: tuple[str, str], now: float
     ) -> Task:
         deadline = None if request.deadline_ms is UNSET else now + request.deadline_ms / 1000
         return Task(
@@ -155,7 +161,8 @@ class Orchestrator:
             priority=request.priority,
             seed=effective_seed(task_id, None if request.seed is UNSET else request.seed),
             expected_tokens=runtime.estimator.expected_tokens(request),
-            correlation_id=cid,
+            correlation_id=caller[0],
+            identity=caller[1],
             admitted_at=now,
             admitted_ms=self.wall_ms(),
             deadline_at=deadline,
@@ -209,6 +216,19 @@ class Orchestrator:
         """Every configured pool, in configuration order."""
         return [pool for p in self.config.pools if (pool := self.pool(p.id)) is not None]
 
+    def replica(self, pool_id: str, replica_id: str) -> ReplicaStatus | None:
+        """A replica as the pool view last reported it."""
+        pool = self.view.get(pool_id)
+        return next((r for r in pool.replicas if r.replica_id == replica_id), None) if pool else None
+
+    def session(self, session_id: str) -> SessionInfo | None:
+        """A live session's info, None when unknown or expired; reading never creates one (OC-CORE-1140)."""
+        return self.sessions.info(session_id, self.replica)
+
+    def delete_session(self, session_id: str) -> bool:
+        """Forget a live session; its running and queued tasks are untouched (OC-CORE-1145)."""
+        return self.sessions.delete(session_id)
+
     def get(self, task_id: str) -> Task:
         task = self.tasks.get(task_id)
         if task is None:
@@ -242,8 +262,7 @@ class Orchestrator:
 
     async def _confirm_released(self, runtime: PoolRuntime, replica_id: str) -> None:
         """Return once the engine reports the canceled request's slot free again (OC-ADAPT-5204)."""
-        pool = self.view.get(runtime.pool_id)
-        replica = next((r for r in pool.replicas if r.replica_id == replica_id), None) if pool else None
+        replica = self.replica(runtime.pool_id, replica_id)
         if replica is None:
             return
         adapter = self.adapters[runtime.engine]
@@ -270,6 +289,7 @@ class Orchestrator:
                 decode_time_ms=finished.decode_time_ms,
                 first_token_ms=outcome.first_token_ms,
             )
+        self.sessions.ended(task.task_id, usage_of(task, outcome.finished if outcome is not None else None))
         self.observer.ended(task)
 
     # ------------------------------------------------------------------ dispatch
@@ -327,14 +347,15 @@ class Orchestrator:
                 continue
             task.last_wait = (position, predicted)
             on_time = self.on_time(runtime, task, predicted, now)
+            metrics = SseMetrics(
+                queue_position=position,
+                predicted_start_ms=predicted,
+                queue_depth=len(runtime.queue),
+                on_time_probability=on_time,
+                kv_warmth=False,
+            )
             task.events.metrics(
-                SseMetrics(
-                    queue_position=position,
-                    predicted_start_ms=predicted,
-                    queue_depth=len(runtime.queue),
-                    on_time_probability=on_time,
-                    kv_warmth=False,
-                ),
+                self.sessions.with_budgets(task.task_id, metrics),
                 human=f"Waiting: {position} task(s) ahead, start expected in about {predicted / 1000:.1f} s.",
                 prep=prep_of(pool),
             )

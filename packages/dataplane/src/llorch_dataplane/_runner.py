@@ -107,11 +107,11 @@ def _adapter_failed(task: Task, replica: ReplicaStatus, exc: AdapterError, got_t
     fail(task, kind, f"{replica.replica_id}: {exc.message}", retriable=exc.retriable, retry_after_ms=1000)
 
 
-def _timed_out(task: Task, settings: DataPlaneSettings, now: float) -> None:
+def _timed_out(task: Task, wall_s: float, now: float) -> None:
     if task.deadline_at is not None and now >= task.deadline_at:
         fail(task, ErrorKind.DEADLINE_UNMET, "the task's deadline passed while it ran", retriable=False)
     else:
-        message = f"decode exceeded {settings.wall_timeout_s:.0f}s wall time"
+        message = f"decode exceeded {wall_s:g}s wall time"
         fail(task, ErrorKind.DECODE_TIMEOUT, message, retriable=True, retry_after_ms=1000)
 
 
@@ -144,12 +144,15 @@ async def run_on_replica(
     *,
     on_first_token: Callable[[float], None],
     clock: Callable[[], float] = time.monotonic,
+    time_budget_s: float | None = None,
 ) -> Outcome:
     """Stream the task from the replica into its log; raises RetryError for a first, pre-token failure.
 
     `on_first_token(latency_ms)` is called when the first token arrives, while the stream goes on.
+    `time_budget_s`, the session's remaining time budget, caps the wall timeout (OC-CORE-1147).
     """
-    budget = settings.wall_timeout_s
+    wall_s = settings.wall_timeout_s if time_budget_s is None else min(settings.wall_timeout_s, time_budget_s)
+    budget = wall_s
     if task.deadline_at is not None:
         budget = min(budget, task.deadline_at - clock())
     relay = _Relay(task, clock, on_first_token)
@@ -165,7 +168,7 @@ async def run_on_replica(
     except AdapterError as exc:
         _adapter_failed(task, replica, exc, relay.first_token is not None)
     except TimeoutError:
-        _timed_out(task, settings, clock())
+        _timed_out(task, wall_s, clock())
     _conclude(task, replica, relay.finished)
     first_ms = None if relay.first_token is None else (relay.first_token - relay.started) * 1000
     return Outcome(relay.finished, first_ms)

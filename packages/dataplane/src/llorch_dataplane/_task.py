@@ -33,6 +33,7 @@ class Task:
     seed: int
     expected_tokens: int
     correlation_id: str
+    identity: str
     admitted_at: float
     admitted_ms: int
     deadline_at: float | None
@@ -53,6 +54,7 @@ class Task:
     last_wait: tuple[int, int] | None = None
     admitted_wait: tuple[int, int] = (0, 0)
     first_token_latency_ms: float | None = None
+    transcript_artifact_id: str | None = None
 
     def __post_init__(self) -> None:
         self.events = TaskEvents(self.log)
@@ -78,7 +80,7 @@ class Task:
             tokens_out=self.events.tokens,
             finish_reason=self.finish_reason,
             error=self.error,
-            transcript_artifact_id=None,
+            transcript_artifact_id=self.transcript_artifact_id,
             timestamps=TaskTimestamps(
                 admitted_ms=self.admitted_ms,
                 started_ms=self.started_ms,

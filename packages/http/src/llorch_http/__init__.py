@@ -4,6 +4,7 @@ One error envelope for every failure, one correlation id on every response.
 """
 
 from ._app import create_service_app
+from ._auth import AuthPolicy, fingerprint, identity_of
 from ._correlation import add_correlation_header, correlation_id_of
 from ._errors import STATUS_BY_KIND, ApiError, error_response, exception_handlers
 from ._logging import JsonLines, configure_logging, redact
@@ -16,6 +17,7 @@ __all__ = [
     "SSE_HEADERS",
     "STATUS_BY_KIND",
     "ApiError",
+    "AuthPolicy",
     "BuildInfo",
     "JsonLines",
     "add_correlation_header",
@@ -26,6 +28,8 @@ __all__ = [
     "create_service_app",
     "error_response",
     "exception_handlers",
+    "fingerprint",
+    "identity_of",
     "read_build_info",
     "redact",
     "serve",

@@ -10,6 +10,7 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.types import ControllerRouterHandler
 
+from ._auth import AuthPolicy
 from ._correlation import add_correlation_header
 from ._errors import exception_handlers
 
@@ -18,13 +19,14 @@ def create_service_app(
     route_handlers: Sequence[ControllerRouterHandler],
     *,
     provides: Mapping[str, object] | None = None,
+    auth: AuthPolicy | None = None,
     lifespan: Sequence[Callable[[Litestar], AbstractAsyncContextManager[Any]]] = (),
     debug: bool = False,
 ) -> Litestar:
     """A Litestar app with our error envelope and correlation ids.
 
     `provides` maps dependency names to ready-made objects (config, clock, ...)
-    that handlers receive by parameter name. Litestar's generated OpenAPI is
+    that handlers receive by parameter name; `auth` guards every route. Litestar's generated OpenAPI is
     disabled: the hand-written contract in contracts/openapi/ is the only API
     description we publish.
     """
@@ -36,6 +38,7 @@ def create_service_app(
         route_handlers=list(route_handlers),
         dependencies=dependencies,
         before_send=[add_correlation_header],
+        guards=[(auth or AuthPolicy(token=None)).guard],
         exception_handlers=exception_handlers(),
         lifespan=list(lifespan),
         openapi_config=None,

@@ -1,8 +1,8 @@
-"""Run a service app under uvicorn on its configured bind, refusing unsafe binds (AUTH-1002)."""
+"""Run a service app under uvicorn on its configured bind, refusing unsafe binds (AUTH-1002, AUTH-1101)."""
 
 from __future__ import annotations
 
-import os
+import logging
 import sys
 
 import uvicorn
@@ -10,13 +10,22 @@ from litestar import Litestar
 
 from llorch_config import bind_host_port, bind_refusal
 
+from ._auth import AuthPolicy
 
-def serve(app: Litestar, bind: str, token_env: str) -> int:
-    """Serve until interrupted; returns a process exit code."""
-    refusal = bind_refusal(bind, token_env, os.environ)
+MIN_TOKEN_CHARS = 16
+log = logging.getLogger("llorch.serve")
+
+
+def serve(app: Litestar, bind: str, *, auth: AuthPolicy, token_env: str) -> int:
+    """Serve until interrupted; returns a process exit code (2 when the bind or token is refused)."""
+    environ = {token_env: auth.token} if auth.token else {}
+    refusal = bind_refusal(bind, token_env, environ)
+    if refusal is None and auth.token is not None and len(auth.token) < MIN_TOKEN_CHARS:
+        refusal = f"the token in {token_env} is shorter than {MIN_TOKEN_CHARS} characters"
     if refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 2
+    log.info("listening on %s; auth: %s", bind, auth.mode())
     host, port = bind_host_port(bind)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
     return 0

@@ -1,7 +1,8 @@
 """pool-managerd's domain: bring configured pools to Ready and keep them there.
 
 `PoolManager` owns a `PoolRegistry` and runs one `PoolSupervisor` per pool;
-preparation (engine, model, GPU policy) is behind the `Preparer` protocol.
+preparation (engine, model, GPU policy) is behind the `Preparer` protocol;
+`PoolManager.drain()` and `PoolManager.reload()` act on one pool while it runs.
 """
 
 from ._backoff import RestartPolicy
@@ -9,6 +10,7 @@ from ._errors import (
     EngineExitedError,
     HealthChecksFailedError,
     HealthTimeoutError,
+    PoolBusyError,
     PortUnavailableError,
     ReplicaError,
 )
@@ -34,6 +36,7 @@ __all__ = [
     "HostPreparer",
     "LaunchSpec",
     "NullObserver",
+    "PoolBusyError",
     "PoolManager",
     "PoolRegistry",
     "PoolSupervisor",

@@ -32,3 +32,7 @@ class HealthChecksFailedError(ReplicaError):
     """A Ready replica failed several periodic health checks in a row."""
 
     reason = "health_check_failure"
+
+
+class PoolBusyError(Exception):
+    """A drain or reload is already running on the pool (OC-POOL-3151); `str()` says which."""

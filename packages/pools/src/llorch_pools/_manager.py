@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import anyio
+from anyio.abc import TaskStatus
 
 from llorch_contracts.api import EngineKind, PoolState, PoolStatus, Preparation
 from llorch_contracts.config import EngineKind as ConfigEngineKind
 from llorch_contracts.config import LlorchConfig, PoolConfig
 
+from ._lifecycle import ManagedPool
 from ._registry import PoolRegistry
 from ._settings import SupervisorSettings
-from ._supervisor import PoolSupervisor
 
 
 def supervised(pool: PoolConfig) -> bool:
@@ -36,16 +37,40 @@ def initial_status(pool: PoolConfig) -> PoolStatus:
 
 
 class PoolManager:
-    """Owns the registry; `run()` supervises every preloaded pool until cancelled."""
+    """Owns the registry; `run()` supervises every preloaded pool until cancelled.
+
+    While it runs, `drain()` and `reload()` act on one pool at a time without touching the others.
+    """
 
     def __init__(self, config: LlorchConfig, settings: SupervisorSettings) -> None:
         self.config = config
         self.settings = settings
         self.registry = PoolRegistry(initial_status(p) for p in config.pools)
+        self._pools: dict[str, ManagedPool] = {}
 
-    async def run(self) -> None:
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Cancel the caller's scope to stop: every replica process is stopped on the way out."""
-        async with anyio.create_task_group() as pools:
-            for pool in self.config.pools:
-                if pool.preload and supervised(pool):
-                    pools.start_soon(PoolSupervisor(pool, self.registry, self.settings).run)
+        try:
+            async with anyio.create_task_group() as group:
+                for pool in self.config.pools:
+                    managed = self._pools[pool.id] = ManagedPool(pool, self.registry, self.settings, group)
+                    if pool.preload and supervised(pool):
+                        managed.start()
+                task_status.started()
+                await anyio.sleep_forever()  # drains and reloads run in this group until cancelled
+        finally:
+            self._pools.clear()
+
+    def drain(self, pool_id: str, deadline_ms: int) -> None:
+        """Start draining a pool (OC-POOL-3152); `PoolBusyError` while a reload of it runs."""
+        self._managed(pool_id).drain(deadline_ms)
+
+    def reload(self, pool_id: str, model_ref: str, sha256: str | None = None) -> None:
+        """Start switching a pool's model (OC-POOL-3150); `PoolBusyError` while a drain or reload runs."""
+        self._managed(pool_id).reload(model_ref, sha256)
+
+    def _managed(self, pool_id: str) -> ManagedPool:
+        managed = self._pools.get(pool_id)
+        if managed is None:
+            raise LookupError(f"pool {pool_id!r} is not configured, or the manager is not running")
+        return managed

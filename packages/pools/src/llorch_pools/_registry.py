@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from llorch_contracts.api import PoolStatus, PreparationStep, ReplicaState, ReplicaStatus
+from llorch_contracts.api import PoolState, PoolStatus, PreparationStep, ReplicaState, ReplicaStatus
 
 WATCH_BUFFER = 256
 _LIVE_STATES = {ReplicaState.starting, ReplicaState.ready, ReplicaState.unready, ReplicaState.draining}
@@ -40,6 +40,16 @@ class Watcher:
 def _derived(pool: PoolStatus) -> PoolStatus:
     ready = not pool.draining and any(r.state == ReplicaState.ready for r in pool.replicas)
     live = any(r.state in _LIVE_STATES for r in pool.replicas)
+    if pool.draining:
+        # While a drain runs, whatever the supervisors report, the pool and its serving replicas
+        # read `draining`, so no client mistakes them for open (OC-POOL-3152).
+        replicas = [
+            msgspec.structs.replace(r, state=ReplicaState.draining) if r.state == ReplicaState.ready else r
+            for r in pool.replicas
+        ]
+        return msgspec.structs.replace(
+            pool, ready=False, live=live, state=PoolState.draining, replicas=replicas
+        )
     return msgspec.structs.replace(pool, ready=ready, live=live)
 
 

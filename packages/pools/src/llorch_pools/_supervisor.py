@@ -35,6 +35,8 @@ from ._settings import SupervisorSettings
 
 log = logging.getLogger("llorch.pools")
 T = TypeVar("T")
+#: A prepared engine and the staged model it serves.
+Staged = tuple[PreparedEngine, StagedModel]
 
 
 class _StepReporter:
@@ -78,19 +80,26 @@ class PoolSupervisor:
         self.registry = registry
         self.settings = settings
         self.engine_kind = EngineKind(str(pool.engine.kind))
+        #: The engine and model the replicas run, once prepared.
+        self.staged: Staged | None = None
 
     def put_step(self, step: PreparationStep) -> None:
         self.registry.put_step(self.pool.id, step)
 
-    async def run(self) -> None:
-        """Prepare, then supervise every replica until cancelled."""
-        try:
-            engine, model = await self._prepare()
-        except PreparationError as exc:
-            log.warning("pool %s cannot be prepared: %s", self.pool.id, exc)
-            self.registry.update(self.pool.id, state=PoolState.unready, last_error=str(exc))
-            return
-        self.registry.update(self.pool.id, state=PoolState.loading, model_digest=model.digest)
+    async def run(self, staged: Staged | None = None) -> None:
+        """Prepare (unless `staged` is given), then supervise every replica until cancelled."""
+        if staged is None:
+            try:
+                staged = await self.prepare()
+            except PreparationError as exc:
+                log.warning("pool %s cannot be prepared: %s", self.pool.id, exc)
+                self.registry.update(self.pool.id, state=PoolState.unready, last_error=str(exc))
+                return
+        self.staged = staged
+        engine, model = staged
+        self.registry.update(
+            self.pool.id, state=PoolState.loading, model_ref=self.pool.model.ref, model_digest=model.digest
+        )
         async with anyio.create_task_group() as replicas:
             for index in range(self.pool.replicas):
                 replica_id = f"{self.pool.id}-r{index}"
@@ -104,7 +113,8 @@ class PoolSupervisor:
                 )
                 replicas.start_soon(supervisor.run)
 
-    async def _prepare(self) -> tuple[PreparedEngine, StagedModel]:
+    async def prepare(self) -> Staged:
+        """Check the hardware, provision the engine and stage the model, as preparation steps."""
         problem = await anyio.to_thread.run_sync(self.settings.preparer.hardware_problem, self.pool)
         if problem:
             raise PreparationError(problem)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import anyio
 import httpx
+from msgspec import UNSET
 
 from llorch_contracts.api import GpuInventory, PoolStatus
 from llorch_contracts.config import LlorchConfig, PoolConfig
@@ -22,7 +23,10 @@ from ._settings import SupervisorSettings
 
 @dataclass
 class StaticPreparer:
-    """Hands every pool the same engine and model; `fail_*` strings make that step fail instead."""
+    """Hands every pool the same engine and model, or the file a `file:` model ref names.
+
+    `fail_*` strings make that step fail instead.
+    """
 
     binary: Path | None
     model: Path
@@ -50,11 +54,17 @@ class StaticPreparer:
         )
 
     def stage_model(self, pool: PoolConfig, engine: PreparedEngine, report: Report) -> StagedModel:
+        """`self.model`, or the file a `file:` ref names; a given `sha256` is checked either way."""
         if self.fail_model:
             raise PreparationError(self.fail_model)
-        return StagedModel(
-            path=self.model, digest=f"sha256:{sha256_file(self.model)}", size_bytes=self.model.stat().st_size
-        )
+        ref = pool.model.ref
+        path = Path(ref.removeprefix("file:")) if ref.startswith("file:") else self.model
+        if not path.is_file():
+            raise PreparationError(f"model {ref}: no file at {path}")
+        digest = f"sha256:{sha256_file(path)}"
+        if pool.model.sha256 is not UNSET and pool.model.sha256 != digest:
+            raise PreparationError(f"model {ref}: digest {digest} does not match {pool.model.sha256}")
+        return StagedModel(path=path, digest=digest, size_bytes=path.stat().st_size)
 
 
 @asynccontextmanager
@@ -67,7 +77,7 @@ async def run_pools(preparer: Preparer, tmp_path: Path, config: LlorchConfig) ->
         )
         manager = PoolManager(config, settings)
         async with anyio.create_task_group() as group:
-            group.start_soon(manager.run)
+            await group.start(manager.run)
             yield manager
             group.cancel_scope.cancel()
 

@@ -14,9 +14,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, cast
+from typing import cast
 
 from ._errors import ModelFetchError
+from ._gated_urlopen import GatedRedirects
 from ._model_progress import ModelProgress, ModelProgressCallback
 from ._outbound import OutboundHook, OutboundPurpose
 from ._urls import redact_url
@@ -25,30 +26,6 @@ DEFAULT_TIMEOUT_S = 60.0
 _CHUNK_BYTES = 256 * 1024
 _USER_AGENT = "llama-orch"
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+|\*)")
-
-
-class _GatedRedirectHandler(urllib.request.HTTPRedirectHandler):
-    """Follows a redirect only after the policy hook allowed its target (POL-1004)."""
-
-    def __init__(self, hook: OutboundHook, pool_id: str | None) -> None:
-        self._hook = hook
-        self._pool_id = pool_id
-
-    def redirect_request(  # noqa: PLR0917 - urllib's signature, not ours
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: http.client.HTTPMessage,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        try:
-            self._hook.check(newurl, OutboundPurpose.MODEL_FETCH, pool_id=self._pool_id)
-        except BaseException:
-            fp.close()  # the redirect response is abandoned; do not leak its socket
-            raise
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,7 +98,7 @@ def download_to_part(
     hook.check(url, OutboundPurpose.MODEL_FETCH, pool_id=pool_id)
     # No ProxyHandler from the environment: proxies are used only when configured explicitly.
     opener = urllib.request.build_opener(
-        urllib.request.ProxyHandler({}), _GatedRedirectHandler(hook, pool_id)
+        urllib.request.ProxyHandler({}), GatedRedirects(hook, OutboundPurpose.MODEL_FETCH, pool_id)
     )
     part.parent.mkdir(parents=True, exist_ok=True)
     opened = _open(opener, url, part, timeout_s)

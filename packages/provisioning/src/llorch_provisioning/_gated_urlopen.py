@@ -12,16 +12,17 @@ from ._pypi import UrlOpener
 DEFAULT_TIMEOUT_S = 60.0
 
 
-class _GatedRedirects(urllib.request.HTTPRedirectHandler):
+class GatedRedirects(urllib.request.HTTPRedirectHandler):
     """Follows a redirect only after the hook allowed its target (POL-1004).
 
-    GitHub release assets and package indexes redirect to other hosts, so each target is
-    decided again. (``_download`` has the same handler fixed to the model-fetch purpose.)
+    GitHub release assets, package indexes and model hubs redirect to other hosts, so each
+    target is decided again, for the same purpose (and pool) as the first URL.
     """
 
-    def __init__(self, hook: OutboundHook, purpose: OutboundPurpose) -> None:
+    def __init__(self, hook: OutboundHook, purpose: OutboundPurpose, pool_id: str | None = None) -> None:
         self._hook = hook
         self._purpose = purpose
+        self._pool_id = pool_id
 
     def redirect_request(  # noqa: PLR0917 - urllib's signature
         self,
@@ -33,7 +34,7 @@ class _GatedRedirects(urllib.request.HTTPRedirectHandler):
         newurl: str,
     ) -> urllib.request.Request | None:
         try:
-            self._hook.check(newurl, self._purpose)
+            self._hook.check(newurl, self._purpose, pool_id=self._pool_id)
         except BaseException:
             fp.close()  # the redirect response is abandoned; do not leak its socket
             raise
@@ -49,7 +50,7 @@ def gated_url_opener(
     ``HTTPError`` codes (a 404 there means "try the other endpoint").
     """
     # No ProxyHandler from the environment: the policy decides hosts, not $https_proxy.
-    director = urllib.request.build_opener(urllib.request.ProxyHandler({}), _GatedRedirects(hook, purpose))
+    director = urllib.request.build_opener(urllib.request.ProxyHandler({}), GatedRedirects(hook, purpose))
 
     def open_url(url: str) -> IO[bytes]:
         hook.check(url, purpose)

@@ -55,7 +55,10 @@ def running_stack(config_text: str, engine_binary: Path, model: Path, runtime_di
     preparer = StaticPreparer(binary=engine_binary, model=model)
     environ = {"PATH": os.environ.get("PATH", ""), "HOME": str(runtime_dir)}
     pm_app = create_pool_managerd(config, preparer=preparer, environ=environ)
-    with serving(pm_app, pm_port) as pm_url, serving(create_orchestratord(config)) as orch_url:
+    with (
+        serving(pm_app, pm_port) as pm_url,
+        serving(create_orchestratord(config, state_dir=runtime_dir / "orchestratord")) as orch_url,
+    ):
         _wait_ready(orch_url, [p.id for p in config.pools])
         yield Stack(pool_managerd=pm_url, orchestratord=orch_url)
 

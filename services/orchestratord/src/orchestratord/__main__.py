@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from llorch_config import ConfigError, load_config
+from llorch_config import ConfigError, auth_token, load_config
 from llorch_contracts.config import LogFormat
-from llorch_http import configure_logging, read_build_info, serve
+from llorch_http import AuthPolicy, configure_logging, read_build_info, serve
 
-from ._app import create_app
+from ._app import EXEMPT, create_app
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,8 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(
         "orchestratord", json_lines=logging_config.format == LogFormat.json, level=str(logging_config.level)
     )
-    app = create_app(config, read_build_info(Path(__file__).parent))
-    return serve(app, config.orchestratord.bind, config.auth.token_env)
+    token = auth_token(config.auth.token_env, os.environ)
+    auth = AuthPolicy.from_config(config.auth, token, exempt=EXEMPT)
+    app = create_app(config, read_build_info(Path(__file__).parent), auth=auth)
+    return serve(app, config.orchestratord.bind, auth=auth, token_env=config.auth.token_env)
 
 
 if __name__ == "__main__":

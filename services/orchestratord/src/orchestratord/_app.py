@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from litestar import Litestar
@@ -12,19 +13,28 @@ from litestar import Litestar
 from llorch_adapters import LlamaCppAdapter, MockAdapter, WorkerAdapter
 from llorch_contracts.config import LlorchConfig
 from llorch_dataplane import Orchestrator, PoolView, follow_pool_manager
-from llorch_http import BuildInfo, create_service_app
+from llorch_http import AuthPolicy, BuildInfo, create_service_app
 from llorch_metrics import ServiceMetrics
 
+from ._artifacts_api import ArtifactsController
+from ._catalog_api import CatalogController
+from ._control_api import ControlController
 from ._meta import MetaController
 from ._metrics import metrics_endpoint
+from ._observers import ObserverFanOut
 from ._pool_api import PoolsController
 from ._pools import is_local, mock_pool_status
+from ._sessions_api import SessionsController
+from ._state import Stores
 from ._tasks import TasksController
 from ._telemetry import SERVICE, DataPlaneTelemetry
+from ._transcripts import TranscriptWriter
 
 # Engines stream for minutes; only connecting is bounded here, decode limits are the watchdog's.
 ENGINE_TIMEOUT = httpx.Timeout(10.0, read=None)
 ENGINE_LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=64)
+# Paths any caller may read: they carry no secrets and no task data (AUTH-1103).
+EXEMPT = {("GET", "/metrics")}
 
 
 def create_app(
@@ -33,25 +43,40 @@ def create_app(
     *,
     adapters: Mapping[str, WorkerAdapter] | None = None,
     follow_pool_managerd: bool = True,
+    auth: AuthPolicy | None = None,
+    state_dir: Path | None = None,
 ) -> Litestar:
-    """Wire orchestratord: the lifespan runs dispatch and follows pool-managerd's pool view."""
+    """Wire orchestratord: the lifespan runs dispatch and follows pool-managerd's pool view.
+
+    `auth` decides who may call (default: open, for loopback binds); its token is also sent to
+    pool-managerd, never to engines (AUTH-1003). `state_dir` replaces the configured catalog and
+    artifact roots (tests pass a temporary directory).
+    """
+    auth = auth or AuthPolicy.from_config(config.auth, None, exempt=EXEMPT)
     metrics = ServiceMetrics(SERVICE)
     http = httpx.AsyncClient(timeout=ENGINE_TIMEOUT, limits=ENGINE_LIMITS)
+    bearer = {"Authorization": f"Bearer {auth.token}"} if auth.token else None
+    pool_managerd_http = httpx.AsyncClient(timeout=ENGINE_TIMEOUT, headers=bearer)
     view = PoolView()
     for pool in config.pools:
         if is_local(pool):
             view.put_local(mock_pool_status(pool))
     engines = adapters or {"llamacpp": LlamaCppAdapter(http), "mock": MockAdapter()}
-    orchestrator = Orchestrator(config, view, engines, observer=DataPlaneTelemetry(metrics))
+    stores = Stores.open(config, state_dir)
+    transcripts = TranscriptWriter(stores.artifacts, view)
+    observer = ObserverFanOut(DataPlaneTelemetry(metrics), transcripts)
+    orchestrator = Orchestrator(config, view, engines, observer=observer)
     managed = follow_pool_managerd and any(not is_local(pool) for pool in config.pools)
 
     @asynccontextmanager
     async def run_data_plane(_: Litestar) -> AsyncIterator[None]:
-        async with http:
+        async with http, pool_managerd_http:
             background = [asyncio.create_task(orchestrator.run(), name="dispatch")]
             if managed:
                 url = config.orchestratord.pool_managerd_url
-                background.append(asyncio.create_task(follow_pool_manager(view, http, url), name="pool-view"))
+                background.append(
+                    asyncio.create_task(follow_pool_manager(view, pool_managerd_http, url), name="pool-view")
+                )
             try:
                 yield
             finally:
@@ -60,13 +85,27 @@ def create_app(
                 await asyncio.gather(*background, return_exceptions=True)
 
     return create_service_app(
-        [MetaController, TasksController, PoolsController, metrics_endpoint],
+        [
+            MetaController,
+            TasksController,
+            SessionsController,
+            PoolsController,
+            ControlController,
+            CatalogController,
+            ArtifactsController,
+            metrics_endpoint,
+        ],
         provides={
             "config": config,
             "build": build or BuildInfo(None, None),
             "orchestrator": orchestrator,
+            "pool_managerd_http": pool_managerd_http,
+            "catalog": stores.catalog,
+            "artifacts": stores.artifacts,
             "metrics": metrics,
             "keepalive_s": config.orchestratord.sse.keepalive_ms / 1000,
         },
-        lifespan=[run_data_plane],
+        # Exited in reverse: the data plane ends its tasks, their transcripts land, then the stores close.
+        lifespan=[stores.lifespan, transcripts.running, run_data_plane],
+        auth=auth,
     )

@@ -24,7 +24,10 @@ from llorch_contracts.api import (
 )
 from llorch_core import AdmissionError
 from llorch_dataplane import Orchestrator, Task, UnknownTaskError
-from llorch_http import KEEPALIVE, SSE_HEADERS, ApiError, correlation_id_of
+from llorch_http import KEEPALIVE, SSE_HEADERS, ApiError, correlation_id_of, identity_of
+from llorch_store import CatalogStore
+
+from ._catalog_api import check_admissible
 
 _TASK_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _decode_request = msgspec.json.Decoder(TaskRequest)
@@ -100,11 +103,15 @@ class TasksController(Controller):
 
     @post("/", status_code=HTTP_202_ACCEPTED)
     async def create_task(
-        self, request: Request[Any, Any, Any], orchestrator: NamedDependency[Orchestrator]
+        self,
+        request: Request[Any, Any, Any],
+        orchestrator: NamedDependency[Orchestrator],
+        catalog: NamedDependency[CatalogStore],
     ) -> AdmissionResponse:
         task_request = parse_task_request(await request.body())
+        await check_admissible(catalog, task_request.model_ref)  # CAT-1031, CAT-1022
         try:
-            task = orchestrator.admit(task_request, correlation_id_of(request.scope))
+            task = orchestrator.admit(task_request, correlation_id_of(request.scope), identity_of(request))
         except AdmissionError as exc:
             raise api_error(exc) from exc
         return admission_response(task)

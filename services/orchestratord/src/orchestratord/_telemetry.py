@@ -32,6 +32,7 @@ def _fields(task: Task, **extra: object) -> dict[str, object]:
     return {
         "task_id": task.task_id,
         "correlation_id": task.correlation_id,
+        "identity": task.identity,
         "session_id": session if isinstance(session, str) else None,
         "engine": task.engine,
         "engine_version": task.engine_version,

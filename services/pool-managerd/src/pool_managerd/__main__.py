@@ -7,12 +7,12 @@ import os
 import sys
 from pathlib import Path
 
-from llorch_config import ConfigError, load_config
+from llorch_config import ConfigError, auth_token, load_config
 from llorch_contracts.config import LogFormat
-from llorch_http import configure_logging, serve
+from llorch_http import AuthPolicy, configure_logging, serve
 from llorch_pools import HostPreparer
 
-from ._app import create_app
+from ._app import EXEMPT, create_app
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,8 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     base_dir = args.config.resolve().parent if args.config else Path.cwd()
     cache_root = Path(config.pool_managerd.cache_dir).expanduser()
     preparer = HostPreparer(config, cache_root=cache_root, base_dir=base_dir)
-    app = create_app(config, preparer=preparer, environ=dict(os.environ))
-    return serve(app, config.pool_managerd.bind, config.auth.token_env)
+    auth = AuthPolicy.from_config(config.auth, auth_token(config.auth.token_env, os.environ), exempt=EXEMPT)
+    app = create_app(config, preparer=preparer, environ=dict(os.environ), auth=auth)
+    return serve(app, config.pool_managerd.bind, auth=auth, token_env=config.auth.token_env)
 
 
 if __name__ == "__main__":

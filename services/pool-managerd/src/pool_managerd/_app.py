@@ -11,14 +11,18 @@ import httpx
 from litestar import Litestar
 
 from llorch_contracts.config import LlorchConfig
-from llorch_http import create_service_app
+from llorch_http import AuthPolicy, create_service_app
 from llorch_metrics import ServiceMetrics
 from llorch_pools import PoolManager, Preparer, SupervisorSettings
 
+from ._control import ControlController
 from ._gpus import gpus
 from ._health import health
 from ._metrics import SERVICE, PrometheusObserver, metrics_endpoint
 from ._pools import PoolsController
+
+# Paths any caller may read: they carry no secrets and no task data (AUTH-1103).
+EXEMPT = {("GET", "/metrics"), ("GET", "/v2/health")}
 
 
 def create_app(
@@ -27,6 +31,7 @@ def create_app(
     preparer: Preparer,
     environ: Mapping[str, str],
     clock: Callable[[], float] = time.monotonic,
+    auth: AuthPolicy | None = None,
 ) -> Litestar:
     """Wire pool-managerd: the lifespan runs every pool's supervisor and stops every engine on exit."""
     metrics = ServiceMetrics(SERVICE)
@@ -48,18 +53,20 @@ def create_app(
     @asynccontextmanager
     async def run_pools(_: Litestar) -> AsyncIterator[None]:
         async with http, anyio.create_task_group() as background:
-            background.start_soon(manager.run)
+            await background.start(manager.run)
             yield
             background.cancel_scope.cancel()
 
     return create_service_app(
-        [health, gpus, PoolsController, metrics_endpoint],
+        [health, gpus, PoolsController, ControlController, metrics_endpoint],
         provides={
             "metrics": metrics,
             "registry": manager.registry,
+            "manager": manager,
             "preparer": preparer,
             "uptime_ms": uptime_ms,
             "keepalive_s": config.orchestratord.sse.keepalive_ms / 1000,
         },
         lifespan=[run_pools],
+        auth=auth or AuthPolicy.from_config(config.auth, None, exempt=EXEMPT),
     )
