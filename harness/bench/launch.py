@@ -12,6 +12,7 @@ import argparse
 import cProfile
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import uvicorn
@@ -44,7 +45,9 @@ def orchestratord_app(max_tokens_limit: int, log_level: str) -> object:
     # As `python -m orchestratord` does: narrated JSON lines to stderr (here a temporary file).
     json_lines = config.logging.format == LogFormat.json
     configure_logging("orchestratord", json_lines=json_lines, level=str(config.logging.level))
-    return create_app(config, adapters={"mock": MockAdapter(MockScript(fast=True))})
+    # Catalog and artifacts of a benchmark run go to a throwaway directory, never the user's state.
+    state_dir = Path(tempfile.mkdtemp(prefix="llorch-bench-"))
+    return create_app(config, adapters={"mock": MockAdapter(MockScript(fast=True))}, state_dir=state_dir)
 
 
 def engine_app() -> object:

@@ -17,8 +17,8 @@ Covered, because they are implemented:
 - pool-managerd: getManagerHealth, listPoolStatuses, getPoolStatus, watchPools, getGpuInventory,
   getManagerMetrics.
 
-Excluded: every other operation in the contracts (sessions, drain/reload/purge, catalog,
-artifacts) is not implemented yet; add its operationId here when it is.
+Excluded: purge (no pool-managerd operation for it exists yet); add an operationId here when its
+operation is implemented.
 
 The watch stream never ends on its own, so that operation reads at most `WATCH_EVENTS` events
 (the snapshot, then changes) and gives up after `WATCH_TIMEOUT_S`; keepalive comments are not
@@ -112,6 +112,19 @@ ORCHESTRATORD_OPERATIONS = [
     "getVersion",
     "getCapabilities",
     "getMetrics",
+    "getSession",
+    "deleteSession",
+    "drainPool",
+    "reloadPool",
+    "createCatalogModel",
+    "listCatalogModels",
+    "getCatalogModel",
+    "deleteCatalogModel",
+    "verifyCatalogModel",
+    "setCatalogModelState",
+    "createArtifact",
+    "listArtifacts",
+    "getArtifact",
 ]
 POOL_MANAGERD_OPERATIONS = [
     "getManagerHealth",
@@ -162,9 +175,10 @@ pool_managerd_contract = load("pool-managerd", POOL_MANAGERD_OPERATIONS)
 
 
 @pytest.fixture(scope="module")
-def orchestratord_url() -> Iterator[str]:
+def orchestratord_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     adapter = MockAdapter(MockScript())
-    app = orchestratord.create_app(parse_config(MOCK_POOL), adapters={"mock": adapter})
+    state_dir = tmp_path_factory.mktemp("orchestratord-state")
+    app = orchestratord.create_app(parse_config(MOCK_POOL), adapters={"mock": adapter}, state_dir=state_dir)
     with serving(app) as url:
         yield url
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pytest
@@ -11,25 +10,18 @@ import pytest
 from llorch_cli import run_make_tiny
 from llorch_cli.__main__ import main
 from llorch_provisioning import (
-    PINNED_LLAMA_CPP_PYTHON_VERSION,
+    EngineInstall,
     ProgressCallback,
     ProvisioningError,
-    default_cache_root,
     file_digest,
     tiny_model_path,
 )
 
 
 @pytest.fixture(scope="module")
-def vocab() -> Path:
-    path = (
-        default_cache_root(os.environ)
-        / "engines/llamacpp"
-        / f"{PINNED_LLAMA_CPP_PYTHON_VERSION}-cpu/vocab/ggml-vocab-llama-spm.gguf"
-    )
-    if not path.is_file():
-        pytest.skip("engine cache not built yet (python3 xtask.py up builds it)")
-    return path
+def vocab(llamacpp: EngineInstall) -> Path:
+    """The SPM vocabulary of the real engine source tree (built by the root fixture when missing)."""
+    return llamacpp.vocab_path("llama-spm")
 
 
 def _fields(text: str) -> dict[str, str]:

@@ -100,7 +100,7 @@ def test_serve_refuses_a_short_token_and_an_open_lan_bind(capsys: pytest.Capture
 
     from llorch_http import serve
 
-    app = Litestar(route_handlers=[])
+    app = Litestar(route_handlers=[], logging_config=None)
     assert serve(app, "127.0.0.1:1", auth=AuthPolicy(token="short"), token_env="T") == 2
     assert "shorter than 16" in capsys.readouterr().err
     assert serve(app, "0.0.0.0:1", auth=AuthPolicy(token=None), token_env="LLORCH_API_TOKEN") == 2

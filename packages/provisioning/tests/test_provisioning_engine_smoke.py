@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
 import subprocess
 import time
@@ -17,13 +16,10 @@ from collections.abc import Iterator
 import pytest
 
 from llorch_provisioning import (
-    PINNED_LLAMA_CPP_PYTHON_VERSION,
-    default_cache_root,
+    EngineInstall,
     make_tiny_model,
     read_manifest,
 )
-
-ENGINE_DIR = default_cache_root(os.environ) / "engines/llamacpp" / f"{PINNED_LLAMA_CPP_PYTHON_VERSION}-cpu"
 
 
 def _free_port() -> int:
@@ -44,14 +40,13 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
 
 
 @pytest.fixture(scope="module")
-def engine_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    manifest = read_manifest(ENGINE_DIR / "manifest.json")
-    if manifest is None:
-        pytest.skip("engine cache not built yet (python3 xtask.py up builds it)")
-    vocab = ENGINE_DIR / manifest.vocab_dir / "ggml-vocab-llama-spm.gguf"
+def engine_port(llamacpp: EngineInstall, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    manifest = read_manifest(llamacpp.install_dir / "manifest.json")
+    assert manifest is not None, "the root fixture just built or verified the engine"
+    vocab = llamacpp.vocab_path("llama-spm")
     model = make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.gguf", seed=42, vocab_gguf_path=vocab)
     port = _free_port()
-    argv = [str(ENGINE_DIR / manifest.binary), "-m", str(model.path), "--host", "127.0.0.1"]
+    argv = [str(llamacpp.binary_path), "-m", str(model.path), "--host", "127.0.0.1"]
     argv += [
         "--port",
         str(port),

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from llorch_provisioning import (
-    PINNED_LLAMA_CPP_PYTHON_VERSION,
+    EngineInstall,
     ModelDigestMismatchError,
     ModelFile,
     ModelGenerationError,
@@ -20,7 +20,6 @@ from llorch_provisioning import (
     ModelSource,
     OutboundDecision,
     OutboundGate,
-    default_cache_root,
     ensure_model,
     ensure_tiny_model,
     tiny_model_path,
@@ -28,15 +27,9 @@ from llorch_provisioning import (
 
 
 @pytest.fixture(scope="module")
-def vocab() -> Path:
-    path = (
-        default_cache_root(os.environ)
-        / "engines/llamacpp"
-        / f"{PINNED_LLAMA_CPP_PYTHON_VERSION}-cpu/vocab/ggml-vocab-llama-spm.gguf"
-    )
-    if not path.is_file():
-        pytest.skip("engine cache not built yet (python3 xtask.py up builds it)")
-    return path
+def vocab(llamacpp: EngineInstall) -> Path:
+    """The SPM vocabulary of the real engine source tree (built by the root fixture when missing)."""
+    return llamacpp.vocab_path("llama-spm")
 
 
 def _ensure(

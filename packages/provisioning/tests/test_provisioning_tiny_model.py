@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import gguf
@@ -10,10 +9,9 @@ import numpy as np
 import pytest
 
 from llorch_provisioning import (
-    PINNED_LLAMA_CPP_PYTHON_VERSION,
+    EngineInstall,
     ModelSpecError,
     TinyModelSpec,
-    default_cache_root,
     make_tiny_model,
 )
 
@@ -36,15 +34,6 @@ def synthetic_vocab(tmp_path_factory: pytest.TempPathFactory) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     return path
-
-
-def _cached_spm_vocab() -> Path | None:
-    vocab = (
-        default_cache_root(os.environ)
-        / "engines/llamacpp"
-        / f"{PINNED_LLAMA_CPP_PYTHON_VERSION}-cpu/vocab/ggml-vocab-llama-spm.gguf"
-    )
-    return vocab if vocab.is_file() else None
 
 
 def test_same_seed_same_bytes_different_seed_different_bytes(synthetic_vocab: Path, tmp_path: Path) -> None:
@@ -111,10 +100,8 @@ def test_inconsistent_specs_are_rejected_before_writing(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_real_spm_vocab_from_the_engine_cache(tmp_path: Path) -> None:
-    vocab = _cached_spm_vocab()
-    if vocab is None:
-        pytest.skip("engine cache not built yet (python3 xtask.py up builds it)")
+def test_real_spm_vocab_from_the_engine_cache(llamacpp: EngineInstall, tmp_path: Path) -> None:
+    vocab = llamacpp.vocab_path("llama-spm")
     a = make_tiny_model(tmp_path / "a.gguf", seed=42, vocab_gguf_path=vocab)
     b = make_tiny_model(tmp_path / "b.gguf", seed=42, vocab_gguf_path=vocab)
     c = make_tiny_model(tmp_path / "c.gguf", seed=43, vocab_gguf_path=vocab)

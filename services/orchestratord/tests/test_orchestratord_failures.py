@@ -106,7 +106,8 @@ def test_cancelling_a_queued_task_frees_its_place_at_once() -> None:
 @pytest.mark.req("ORCH-3027", "ORCH-3300", "AUTH-1008")
 def test_every_emission_point_narrates_with_the_required_fields(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="llorch.narration")
-    with orchestratord(MockScript()) as (client, _):
+    # A slow enough engine that the cancel below always lands while the task runs.
+    with orchestratord(MockScript(token_delay_s=0.002)) as (client, _):
         task_id = submit(client, seed=4)
         events(client, task_id)
         cancel_me = submit(client, max_tokens=4000)

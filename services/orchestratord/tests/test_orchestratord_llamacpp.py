@@ -58,13 +58,16 @@ def text_of(events: list[tuple[str, dict[str, object]]]) -> str:
 @pytest.mark.req("OC-ADAPT-5201", "OC-CTRL-2021")
 def test_tokens_arrive_while_the_engine_is_still_generating(stack: Stack) -> None:
     with httpx.Client(base_url=stack.orchestratord, timeout=30) as client:
-        task_id = submit(client, max_tokens=1500)
+        # The task queues behind another one on the single slot, so we are subscribed before it starts.
+        ahead = submit(client, max_tokens=1500, seed=1)
+        task_id = submit(client, max_tokens=1500, seed=2)
         arrivals: dict[str, float] = {}
         with client.stream("GET", f"/v2/tasks/{task_id}/events") as stream:
             for line in stream.iter_lines():
                 if line.startswith("event: "):
                     arrivals.setdefault(line.removeprefix("event: "), time.monotonic())
         final = transcript(client, task_id)[-1]
+        transcript(client, ahead)
     assert final[0] == "end"
     assert final[1]["tokens_out"] == 1500
     # 1500 tokens take the tiny model well over 100 ms: a buffered stream would deliver all at once.
@@ -107,7 +110,7 @@ def test_cancel_mid_stream_never_yields_a_later_token_and_frees_the_slot(stack: 
             canceled_mid_stream += 1
             assert "token" not in names[names.index("end") :]
             assert after_ack[-1][1]["tokens_out"] == names.count("token")
-    assert canceled_mid_stream >= 12
+    assert canceled_mid_stream >= 10, "most rounds must cancel while the engine streams"
 
 
 def test_context_overflow_is_refused_before_it_is_queued(stack: Stack) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from llorch_config import ConfigError, auth_token, load_config
 from llorch_contracts.config import LogFormat
 from llorch_http import AuthPolicy, configure_logging, read_build_info, serve
+from llorch_store import StoreError
 
 from ._app import EXEMPT, create_app
 
@@ -29,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     token = auth_token(config.auth.token_env, os.environ)
     auth = AuthPolicy.from_config(config.auth, token, exempt=EXEMPT)
-    app = create_app(config, read_build_info(Path(__file__).parent), auth=auth)
+    try:
+        app = create_app(config, read_build_info(Path(__file__).parent), auth=auth)
+    except StoreError as exc:
+        print(f"orchestratord: cannot open its state: {exc}", file=sys.stderr)
+        return 2
     return serve(app, config.orchestratord.bind, auth=auth, token_env=config.auth.token_env)
 
 

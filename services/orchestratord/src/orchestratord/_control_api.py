@@ -52,16 +52,20 @@ def _managed_pool(orchestrator: Orchestrator, config: LlorchConfig, pool_id: str
 
 
 async def _forward(
-    http: httpx.AsyncClient,
-    *,
-    base_url: str,
+    request: Request[Any, Any, Any],
     pool_id: str,
     action: PoolAction,
-    body: bytes,
-    correlation_id: str,
-) -> None:
-    """POST the action to pool-managerd; returns on its 202, raises the mapped ApiError otherwise."""
-    headers = {"Content-Type": "application/json", "X-Correlation-Id": correlation_id}
+    decoder: msgspec.json.Decoder[Any],
+    *,
+    orchestrator: Orchestrator,
+    config: LlorchConfig,
+    http: httpx.AsyncClient,
+) -> PoolActionAccepted:
+    """Check the pool, validate the body, POST the action to pool-managerd; its 202 becomes ours."""
+    _managed_pool(orchestrator, config, pool_id)
+    body = msgspec.json.encode(decode_body(await request.body(), decoder))
+    base_url = config.orchestratord.pool_managerd_url
+    headers = {"Content-Type": "application/json", "X-Correlation-Id": correlation_id_of(request.scope)}
     try:
         response = await http.post(
             f"{base_url}/v2/pools/{pool_id}/{action}", content=body, headers=headers, timeout=CONTROL_TIMEOUT
@@ -71,7 +75,7 @@ async def _forward(
             ErrorKind.POOL_UNAVAILABLE, f"pool-managerd at {base_url} cannot be reached: {type(exc).__name__}"
         ) from exc
     if response.status_code == HTTP_202_ACCEPTED:
-        return
+        return PoolActionAccepted(pool_id=pool_id, action=action, status_url=f"/v2/pools/{pool_id}/health")
     try:
         message = _decode_envelope.decode(response.content).message
     except msgspec.MsgspecError:
@@ -80,10 +84,6 @@ async def _forward(
     if kind is None:
         raise ApiError(ErrorKind.POOL_UNAVAILABLE, f"pool-managerd refused the {action}: {message}")
     raise ApiError(kind, message)
-
-
-def _accepted(pool_id: str, action: PoolAction) -> PoolActionAccepted:
-    return PoolActionAccepted(pool_id=pool_id, action=action, status_url=f"/v2/pools/{pool_id}/health")
 
 
 class ControlController(Controller):
@@ -99,22 +99,16 @@ class ControlController(Controller):
         pool_managerd_http: NamedDependency[httpx.AsyncClient],
     ) -> PoolActionAccepted:
         """Forward the drain, and stop dispatching to the pool before answering (OC-CTRL-2002)."""
-        _managed_pool(orchestrator, config, pool_id)
-        body = decode_body(await request.body(), _decode_drain)
-        await _forward(
-            pool_managerd_http,
-            base_url=config.orchestratord.pool_managerd_url,
-            pool_id=pool_id,
-            action=PoolAction.drain,
-            body=msgspec.json.encode(body),
-            correlation_id=correlation_id_of(request.scope),
-        )
+        accepted = await _forward(
+            request, pool_id, PoolAction.drain, _decode_drain,
+            orchestrator=orchestrator, config=config, http=pool_managerd_http,
+        )  # fmt: skip
         # The watch stream brings `draining` a moment later; dispatch must not wait for it.
         reported = orchestrator.view.get(pool_id)
         if reported is not None and not reported.draining:
             draining = msgspec.structs.replace(reported, draining=True, ready=False, state=PoolState.draining)
             orchestrator.view.apply_change(draining)
-        return _accepted(pool_id, PoolAction.drain)
+        return accepted
 
     @post("/{pool_id:str}/reload", status_code=HTTP_202_ACCEPTED)
     async def reload(
@@ -126,14 +120,7 @@ class ControlController(Controller):
         pool_managerd_http: NamedDependency[httpx.AsyncClient],
     ) -> PoolActionAccepted:
         """Forward the reload; pool-managerd's 409 says a drain or reload of the pool already runs."""
-        _managed_pool(orchestrator, config, pool_id)
-        body = decode_body(await request.body(), _decode_reload)
-        await _forward(
-            pool_managerd_http,
-            base_url=config.orchestratord.pool_managerd_url,
-            pool_id=pool_id,
-            action=PoolAction.reload,
-            body=msgspec.json.encode(body),
-            correlation_id=correlation_id_of(request.scope),
-        )
-        return _accepted(pool_id, PoolAction.reload)
+        return await _forward(
+            request, pool_id, PoolAction.reload, _decode_reload,
+            orchestrator=orchestrator, config=config, http=pool_managerd_http,
+        )  # fmt: skip
