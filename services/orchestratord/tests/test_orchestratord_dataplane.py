@@ -114,6 +114,7 @@ def test_unknown_task_is_a_404_envelope_everywhere(client: httpx.Client) -> None
         ({"priority": "urgent"}, "priority"),
         ({"surprise": 1}, "surprise"),
         ({"model_ref": "other-model"}, "other-model"),
+        ({"seed": 4294967295}, "seed"),
     ],
 )
 def test_bad_input_is_a_400_that_names_the_field(
@@ -223,3 +224,14 @@ def test_queued_task_sees_its_position_and_prediction_in_metrics_events() -> Non
     started = events[0][1]
     assert started["queue_position"] == 0
     assert [n for n, _, _ in events][-1] == "end"
+
+
+@pytest.mark.req("OC-CTRL-2060")
+def test_capabilities_come_from_the_live_pool_view(client: httpx.Client) -> None:
+    response = client.get("/v2/meta/capabilities")
+    assert_conforms(SERVICE, response)
+    [engine] = response.json()["engines"]
+    assert engine["engine"] == "mock"
+    assert engine["engine_version"] == "mock:1", "the version the Ready replica reports"
+    assert engine["pools"] == ["m"]
+    assert engine["slots_total"] == 1

@@ -39,6 +39,7 @@ def test_version_reports_the_contract_version(client: TestClient) -> None:  # ty
     assert version.build_commit == "0123456789abcdef0123456789abcdef01234567"
 
 
+@pytest.mark.req("OC-CTRL-2060")
 def test_capabilities_describe_the_configured_engines(client: TestClient) -> None:  # type: ignore[type-arg]
     response = client.get("/v2/meta/capabilities")
     assert response.status_code == 200
@@ -46,6 +47,8 @@ def test_capabilities_describe_the_configured_engines(client: TestClient) -> Non
     capabilities = msgspec.json.decode(response.content, type=Capabilities)
     assert [e.engine for e in capabilities.engines] == ["llamacpp"]
     assert capabilities.engines[0].pools == ["default"]
+    assert capabilities.engines[0].features["cpu"] is True, "the embedded default runs on CPU"
+    assert capabilities.engines[0].engine_version is None, "no replica is Ready in this test"
 
 
 def test_capabilities_sum_pools_of_one_engine() -> None:

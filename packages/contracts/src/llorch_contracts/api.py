@@ -913,9 +913,9 @@ class TaskRequest(Struct, kw_only=True):
         Annotated[
             int,
             Meta(
-                description='Sampling seed (32-bit unsigned range, which every supported engine accepts).',
+                description='Sampling seed, 0 to 2^32-2 (llama.cpp reads 2^32-1 as "choose a random seed", so it is refused).',
                 ge=0,
-                le=4294967295,
+                le=4294967294,
             ),
         ]
         | UnsetType

@@ -20,9 +20,10 @@ from ._prediction import (
     predict_start_ms,
 )
 from ._queue import Enqueued, PoolQueue
-from ._seed import effective_seed
+from ._seed import MAX_SEED, effective_seed
 
 __all__ = [
+    "MAX_SEED",
     "MIN_COMPLETIONS_FOR_MEAN",
     "AdmissionError",
     "Enqueued",

@@ -65,6 +65,15 @@ class CatalogStore:
         """Open (creating and migrating as needed) the catalog database file at `path`."""
         self._db = Database(path, MIGRATIONS)
         self.wall_ms = wall_ms
+        self._listeners: builtins.list[Callable[[], None]] = []
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` after every committed write (in the writing thread)."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     @property
     def path(self) -> Path:
@@ -113,6 +122,7 @@ class CatalogStore:
                 )
         except sqlite3.IntegrityError:
             raise ModelExistsError(f"catalog model {model_id!r} exists already") from None
+        self._changed()
         return entry
 
     def get(self, model_id: str) -> CatalogEntry:
@@ -144,6 +154,7 @@ class CatalogStore:
             if row is None:
                 raise UnknownModelError(f"no catalog model {model_id!r}")
             conn.execute("DELETE FROM models WHERE id = ?", (model_id,))
+        self._changed()
         return _entry(row)
 
     def set_state(self, model_id: str, state: ModelLifecycle) -> CatalogEntry:
@@ -176,4 +187,5 @@ class CatalogStore:
             row = conn.execute(f"SELECT {_COLUMNS} FROM models WHERE id = ?", (model_id,)).fetchone()
             if row is None:
                 raise UnknownModelError(f"no catalog model {model_id!r}")
+        self._changed()
         return _entry(row)

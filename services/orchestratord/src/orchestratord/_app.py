@@ -21,6 +21,7 @@ from ._catalog_api import CatalogController
 from ._control_api import ControlController
 from ._meta import MetaController
 from ._metrics import metrics_endpoint
+from ._model_gate import ModelGate
 from ._observers import ObserverFanOut
 from ._pool_api import PoolsController
 from ._pools import is_local, mock_pool_status
@@ -101,6 +102,7 @@ def create_app(
             "orchestrator": orchestrator,
             "pool_managerd_http": pool_managerd_http,
             "catalog": stores.catalog,
+            "models": ModelGate(stores.catalog),
             "artifacts": stores.artifacts,
             "metrics": metrics,
             "keepalive_s": config.orchestratord.sse.keepalive_ms / 1000,

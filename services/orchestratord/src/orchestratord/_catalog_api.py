@@ -56,20 +56,6 @@ async def _entry_or_404(catalog: CatalogStore, model_id: str) -> CatalogEntry:
         raise ApiError(ErrorKind.NOT_FOUND, str(exc)) from None
 
 
-async def check_admissible(catalog: CatalogStore, model_ref: str) -> None:
-    """Refuse a task naming a Retired model (CAT-1031) or one whose last verification failed (CAT-1022)."""
-    entry = await anyio.to_thread.run_sync(catalog.find, model_ref)
-    if entry is None:
-        return
-    if entry.lifecycle == ModelLifecycle.Retired:
-        raise ApiError(ErrorKind.MODEL_DEPRECATED, f"model {entry.id!r} is retired; choose another model")
-    if entry.last_verification == VerifyOutcome.fail:
-        raise ApiError(
-            ErrorKind.UNTRUSTED_ARTIFACT,
-            f"model {entry.id!r} failed its last digest verification; re-verify it or fix the file",
-        )
-
-
 def _local_file(ref: str) -> tuple[str | None, int | None]:
     """Where a `file:` or path reference lives and its size when present; other refs have no file yet."""
     try:

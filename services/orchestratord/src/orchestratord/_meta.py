@@ -9,33 +9,49 @@ from llorch_contracts.api import (
     Capabilities,
     EngineCapability,
     EngineKind,
+    PoolStatus,
+    ReplicaState,
     ServiceName,
     VersionInfo,
     Workload,
 )
 from llorch_contracts.config import LlorchConfig
+from llorch_dataplane import Orchestrator
 from llorch_http import BuildInfo, api_version
 
 SERVICE = "orchestratord"
 
 
-def capabilities_from(config: LlorchConfig) -> Capabilities:
-    """One entry per configured engine kind, summed over its pools."""
-    engines: dict[str, EngineCapability] = {}
-    for pool in config.pools:
-        kind = str(pool.engine.kind)
-        slots = pool.replicas * pool.slots_per_replica
-        known = engines.get(kind)
-        engines[kind] = EngineCapability(
-            engine=EngineKind(kind),
-            engine_version=None,
-            ctx_max=max(pool.ctx_max, known.ctx_max if known else 0),
-            pools=[*(known.pools if known else []), pool.id],
+def capabilities_from(config: LlorchConfig, pools: list[PoolStatus]) -> Capabilities:
+    """One entry per engine kind of the configured pools, from the live pool view (OC-CTRL-2060).
+
+    Versions, contexts and slots come from Ready replicas as the engines report them; before a pool
+    has one, its configured context and slots stand in and its version is null.
+    """
+    configured = {pool.id: pool for pool in config.pools}
+    engines: dict[EngineKind, EngineCapability] = {}
+    for pool in pools:
+        ready = [r for r in pool.replicas if r.state == ReplicaState.ready]
+        setting = configured[pool.pool_id]
+        ctx = max((r.ctx_max for r in ready), default=setting.ctx_max)
+        slots = sum(r.slots_total for r in ready) if ready else setting.replicas * setting.slots_per_replica
+        version = next((r.engine_version for r in ready if r.engine_version), None)
+        cpu = any(r.device_mask == "cpu" for r in ready) or not setting.devices
+        known = engines.get(pool.engine)
+        features = {**_FEATURES, "cpu": cpu or bool(known and known.features.get("cpu"))}
+        engines[pool.engine] = EngineCapability(
+            engine=pool.engine,
+            engine_version=version or (known.engine_version if known else None),
+            ctx_max=max(ctx, known.ctx_max if known else 0),
+            pools=[*(known.pools if known else []), pool.pool_id],
             slots_total=slots + (known.slots_total if known else 0),
             supported_workloads=[Workload.completion],
-            features={"seed": True, "stop": True, "cancel_aborts_engine": True},
+            features=features,
         )
     return Capabilities(api_version=api_version(SERVICE), engines=list(engines.values()))
+
+
+_FEATURES = {"seed": True, "stop": True, "cancel_aborts_engine": True, "resume": True}
 
 
 class MetaController(Controller):
@@ -51,5 +67,7 @@ class MetaController(Controller):
         )
 
     @get("/capabilities", sync_to_thread=False)
-    def capabilities(self, config: NamedDependency[LlorchConfig]) -> Capabilities:
-        return capabilities_from(config)
+    def capabilities(
+        self, config: NamedDependency[LlorchConfig], orchestrator: NamedDependency[Orchestrator]
+    ) -> Capabilities:
+        return capabilities_from(config, orchestrator.pools())

@@ -25,9 +25,8 @@ from llorch_contracts.api import (
 from llorch_core import AdmissionError
 from llorch_dataplane import Orchestrator, Task, UnknownTaskError
 from llorch_http import KEEPALIVE, SSE_HEADERS, ApiError, correlation_id_of, identity_of
-from llorch_store import CatalogStore
 
-from ._catalog_api import check_admissible
+from ._model_gate import ModelGate
 
 _TASK_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _decode_request = msgspec.json.Decoder(TaskRequest)
@@ -106,10 +105,10 @@ class TasksController(Controller):
         self,
         request: Request[Any, Any, Any],
         orchestrator: NamedDependency[Orchestrator],
-        catalog: NamedDependency[CatalogStore],
+        models: NamedDependency[ModelGate],
     ) -> AdmissionResponse:
         task_request = parse_task_request(await request.body())
-        await check_admissible(catalog, task_request.model_ref)  # CAT-1031, CAT-1022
+        models.check(task_request.model_ref)  # CAT-1031, CAT-1022
         try:
             task = orchestrator.admit(task_request, correlation_id_of(request.scope), identity_of(request))
         except AdmissionError as exc:
