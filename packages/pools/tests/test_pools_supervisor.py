@@ -196,3 +196,15 @@ def test_engine_dies_with_a_hard_killed_pool_manager(tmp_path: Path) -> None:
         assert not pid_alive(engine_pid)
     finally:
         manager.kill()
+
+
+def test_cpu_replicas_share_the_cores_instead_of_each_taking_all() -> None:
+    from llorch_pools._launch import cpu_threads
+
+    assert cpu_threads([], replicas=2, extra_flags=[], cpus=2) == 1
+    assert cpu_threads([], replicas=1, extra_flags=[], cpus=8) == 8
+    assert cpu_threads([], replicas=4, extra_flags=[], cpus=2) == 1
+    assert cpu_threads([0], replicas=2, extra_flags=[], cpus=8) is None, (
+        "GPU replicas keep llama.cpp's choice"
+    )
+    assert cpu_threads([], replicas=2, extra_flags=["--threads", "3"], cpus=8) is None, "explicit flags win"

@@ -7,6 +7,8 @@ generated tiny model; orchestratord follows its watch stream and dispatches.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +53,27 @@ def engine_slot_busy(stack: Stack) -> bool:
     return any(slot["is_processing"] for slot in httpx.get(f"{endpoint}/slots").json())
 
 
+# The services run in this process's threads; the reader runs in its own process so that it sees
+# frames when the network delivers them, not when this process's GIL lets it look.
+_READER = """
+import json, sys, time, httpx
+seen = {}
+with httpx.stream("GET", sys.argv[1], timeout=60) as stream:
+    for line in stream.iter_lines():
+        if line.startswith("event: "):
+            seen.setdefault(line[7:], time.monotonic())
+print(json.dumps(seen))
+"""
+
+
+def first_arrivals(url: str) -> dict[str, float]:
+    """When each event name first arrived at a separate subscriber process (monotonic seconds)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _READER, url], capture_output=True, text=True, timeout=120, check=True
+    )
+    return {name: float(at) for name, at in json.loads(done.stdout).items()}
+
+
 def text_of(events: list[tuple[str, dict[str, object]]]) -> str:
     return "".join(str(data["t"]) for name, data in events if name == "token")
 
@@ -61,11 +84,7 @@ def test_tokens_arrive_while_the_engine_is_still_generating(stack: Stack) -> Non
         # The task queues behind another one on the single slot, so we are subscribed before it starts.
         ahead = submit(client, max_tokens=1500, seed=1)
         task_id = submit(client, max_tokens=1500, seed=2)
-        arrivals: dict[str, float] = {}
-        with client.stream("GET", f"/v2/tasks/{task_id}/events") as stream:
-            for line in stream.iter_lines():
-                if line.startswith("event: "):
-                    arrivals.setdefault(line.removeprefix("event: "), time.monotonic())
+        arrivals = first_arrivals(f"{stack.orchestratord}/v2/tasks/{task_id}/events")
         final = transcript(client, task_id)[-1]
         transcript(client, ahead)
     assert final[0] == "end"

@@ -13,6 +13,8 @@ from llorch_config import bind_host_port, bind_refusal
 from ._auth import AuthPolicy
 
 MIN_TOKEN_CHARS = 16
+# uvicorn otherwise waits for every open response on shutdown, and an SSE stream can stay open forever.
+GRACEFUL_SHUTDOWN_S = 5
 log = logging.getLogger("llorch.serve")
 
 
@@ -27,5 +29,13 @@ def serve(app: Litestar, bind: str, *, auth: AuthPolicy, token_env: str) -> int:
         return 2
     log.info("listening on %s; auth: %s", bind, auth.mode())
     host, port = bind_host_port(bind)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass
 
 import anyio
@@ -22,7 +23,7 @@ from llorch_contracts.config import PoolConfig
 from ._backoff import RestartPolicy
 from ._errors import HealthChecksFailedError, HealthTimeoutError, ReplicaError
 from ._health import EngineFacts, read_llamacpp_facts, wait_healthy
-from ._launch import device_mask, llamacpp_launch
+from ._launch import cpu_threads, device_mask, llamacpp_launch
 from ._preparation import PreparedEngine, StagedModel
 from ._process import EngineProcess, LaunchSpec
 from ._registry import PoolRegistry
@@ -140,6 +141,7 @@ class ReplicaSupervisor:
             extra_flags=self.pool.flags,
             log_path=self.settings.runtime_dir / f"{self.replica_id}.log",
             environ=self.settings.environ,
+            threads=cpu_threads(self.pool.devices, self.pool.replicas, self.pool.flags, os.cpu_count() or 1),
         )
 
     async def _preload(self, life: _Incarnation) -> EngineFacts:
