@@ -53,25 +53,32 @@ def engine_slot_busy(stack: Stack) -> bool:
     return any(slot["is_processing"] for slot in httpx.get(f"{endpoint}/slots").json())
 
 
-# The services run in this process's threads; the reader runs in its own process so that it sees
-# frames when the network delivers them, not when this process's GIL lets it look.
-_READER = """
+# The services run in this process's threads; the client runs in its own process so that it sees
+# frames when the network delivers them, not when this process's GIL lets it look. It queues its task
+# behind a long one on the single slot, so it is subscribed before its task starts.
+_CLIENT = """
 import json, sys, time, httpx
-seen = {}
-with httpx.stream("GET", sys.argv[1], timeout=60) as stream:
-    for line in stream.iter_lines():
-        if line.startswith("event: "):
-            seen.setdefault(line[7:], time.monotonic())
-print(json.dumps(seen))
+base = sys.argv[1]
+body = {"model_ref": "tiny-llama", "prompt": "Once upon a time", "max_tokens": 1500}
+with httpx.Client(base_url=base, timeout=60) as client:
+    ahead = client.post("/v2/tasks", json=body | {"seed": 1}).json()["task_id"]
+    task = client.post("/v2/tasks", json=body | {"seed": 2}).json()["task_id"]
+    seen = {}
+    with client.stream("GET", f"/v2/tasks/{task}/events") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                seen.setdefault(line[7:], time.monotonic())
+print(json.dumps({"task_id": task, "ahead": ahead, "arrivals": seen}))
 """
 
 
-def first_arrivals(url: str) -> dict[str, float]:
-    """When each event name first arrived at a separate subscriber process (monotonic seconds)."""
+def stream_behind_a_long_task(base_url: str) -> tuple[str, str, dict[str, float]]:
+    """(task id, id of the task ahead, first arrival time of each event name) from a separate process."""
     done = subprocess.run(
-        [sys.executable, "-c", _READER, url], capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", _CLIENT, base_url], capture_output=True, text=True, timeout=120, check=True
     )
-    return {name: float(at) for name, at in json.loads(done.stdout).items()}
+    result = json.loads(done.stdout)
+    return result["task_id"], result["ahead"], {k: float(v) for k, v in result["arrivals"].items()}
 
 
 def text_of(events: list[tuple[str, dict[str, object]]]) -> str:
@@ -80,11 +87,8 @@ def text_of(events: list[tuple[str, dict[str, object]]]) -> str:
 
 @pytest.mark.req("OC-ADAPT-5201", "OC-CTRL-2021")
 def test_tokens_arrive_while_the_engine_is_still_generating(stack: Stack) -> None:
+    task_id, ahead, arrivals = stream_behind_a_long_task(stack.orchestratord)
     with httpx.Client(base_url=stack.orchestratord, timeout=30) as client:
-        # The task queues behind another one on the single slot, so we are subscribed before it starts.
-        ahead = submit(client, max_tokens=1500, seed=1)
-        task_id = submit(client, max_tokens=1500, seed=2)
-        arrivals = first_arrivals(f"{stack.orchestratord}/v2/tasks/{task_id}/events")
         final = transcript(client, task_id)[-1]
         transcript(client, ahead)
     assert final[0] == "end"
