@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import pytest
 
 from llorch_adapters import MockAdapter, MockScript
 from llorch_config import parse_config
-from llorch_testkit import assert_conforms, serving
+from llorch_testkit import assert_conforms, parse_sse, serving
 from orchestratord import create_app
 
 SERVICE = "orchestratord"
@@ -79,12 +80,13 @@ def test_a_completed_task_nobody_watched_has_a_full_transcript_without_its_promp
     assert (content["seed"], content["model_ref"], content["tokens_out"]) == (7, "mock-model", 4)
     assert content["parameters"]["max_tokens"] == 4
     assert content["timings"]["ended_ms"] >= content["timings"]["admitted_ms"]
-    events = content["events"]
-    names = [e["event"] for e in events if e["event"] != "metrics"]
+    events = parse_sse(content["events_sse"])
+    assert events == parse_sse(client.get(f"/v2/tasks/{task_id}/events").text), "the stream as sent"
+    names = [e.event for e in events if e.event != "metrics"]
     assert names == ["started", "token", "token", "token", "token", "end"]
-    assert [e["id"] for e in events] == [str(i) for i in range(len(events))]
-    assert [e["data"]["i"] for e in events if e["event"] == "token"] == [0, 1, 2, 3]
-    assert events[-1]["data"]["finish_reason"] == "length"
+    assert [e.id for e in events] == [str(i) for i in range(len(events))]
+    assert [json.loads(e.data)["i"] for e in events if e.event == "token"] == [0, 1, 2, 3]
+    assert json.loads(events[-1].data)["finish_reason"] == "length"
     prompt = PROMPT.encode()
     assert (content["prompt_sha256"], content["prompt_bytes"]) == (
         hashlib.sha256(prompt).hexdigest(),
@@ -101,7 +103,7 @@ def test_a_canceled_task_in_a_session_has_a_transcript_too(client: httpx.Client)
     assert client.post(f"/v2/tasks/{task_id}/cancel").status_code == 204
     artifact = client.get(f"/v2/artifacts/{transcript_id(client, task_id)}").json()
     assert {"outcome:canceled", "session:sess-1"} <= set(artifact["tags"])
-    assert artifact["content"]["events"][-1]["data"]["finish_reason"] == "canceled"
+    assert json.loads(parse_sse(artifact["content"]["events_sse"])[-1].data)["finish_reason"] == "canceled"
 
 
 @pytest.mark.req("CAT-1063")

@@ -45,12 +45,6 @@ class _Ended:
     frames: list[Frame]
 
 
-def _event(index: int, frame: Frame) -> dict[str, Any]:
-    """`{id, event, data}` from a frame's wire bytes (`id: …\\nevent: …\\ndata: <json>\\n\\n`)."""
-    _, _, data = frame.plain.partition(b"\ndata: ")
-    return {"id": str(index), "event": frame.event, "data": msgspec.json.decode(data.strip())}
-
-
 def transcript(ended: _Ended) -> ArtifactCreate:
     """The transcript: parameters, provenance, timings, counts and events; never the prompt (CAT-1062)."""
     parameters = msgspec.to_builtins(ended.request)
@@ -60,7 +54,9 @@ def transcript(ended: _Ended) -> ArtifactCreate:
         "parameters": parameters,
         "prompt_sha256": hashlib.sha256(prompt).hexdigest(),
         "prompt_bytes": len(prompt),
-        "events": [_event(i, frame) for i, frame in enumerate(ended.frames)],
+        # The stream exactly as subscribers got it: id, event and data of every event. One string,
+        # because re-decoding a long stream event by event would cost more than the relay itself.
+        "events_sse": b"".join(frame.plain for frame in ended.frames).decode("utf-8"),
     }
     tags = [f"task:{ended.task_id}", f"pool:{ended.header['pool_id']}", f"outcome:{ended.outcome}"]
     if ended.header["session_id"] is not None:
