@@ -7,6 +7,7 @@ from ._app import create_service_app
 from ._auth import AuthPolicy, fingerprint, identity_of
 from ._correlation import add_correlation_header, correlation_id_of
 from ._errors import STATUS_BY_KIND, ApiError, error_response, exception_handlers
+from ._ids import checked_id
 from ._logging import JsonLines, configure_logging, redact
 from ._meta import BuildInfo, api_version, contract_document, read_build_info
 from ._serve import serve
@@ -22,6 +23,7 @@ __all__ = [
     "JsonLines",
     "add_correlation_header",
     "api_version",
+    "checked_id",
     "configure_logging",
     "contract_document",
     "correlation_id_of",

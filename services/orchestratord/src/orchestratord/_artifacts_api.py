@@ -15,8 +15,8 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
-from llorch_contracts.api import Artifact, ArtifactCreate, ArtifactKind, ArtifactRef, ErrorKind
-from llorch_http import ApiError
+from llorch_contracts.api import Artifact, ArtifactCreate, ArtifactId, ArtifactKind, ArtifactRef, ErrorKind
+from llorch_http import ApiError, checked_id
 from llorch_store import ArtifactCorruptError, ArtifactStore, InvalidArtifactError, UnknownArtifactError
 
 from ._bodies import decode_body
@@ -24,7 +24,6 @@ from ._bodies import decode_body
 # The contract's bounds for `limit` (listArtifacts).
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-_ARTIFACT_ID = re.compile(r"^[0-9a-f]{64}$")
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:=/-]{0,63}$")
 _decode_create = msgspec.json.Decoder(ArtifactCreate)
 
@@ -71,8 +70,7 @@ class ArtifactsController(Controller):
     async def get_artifact(
         self, artifact_id: FromPath[str], artifacts: NamedDependency[ArtifactStore]
     ) -> Artifact:
-        if not _ARTIFACT_ID.match(artifact_id):
-            raise ApiError(ErrorKind.INVALID_PARAMS, f"artifact_id {artifact_id!r} is not 64 lowercase hex")
+        checked_id(artifact_id, ArtifactId, "artifact_id")
         try:
             return await anyio.to_thread.run_sync(artifacts.get, artifact_id)
         except UnknownArtifactError as exc:

@@ -7,7 +7,6 @@ after the store's commit (CAT-1003).
 from __future__ import annotations
 
 import functools
-import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from llorch_contracts.api import (
     CatalogEntry,
     CatalogModelCreate,
     ErrorKind,
+    ModelId,
     ModelLifecycle,
     ModelStateChange,
     PoolState,
@@ -31,22 +31,19 @@ from llorch_contracts.api import (
 )
 from llorch_contracts.config import LlorchConfig
 from llorch_dataplane import Orchestrator
-from llorch_http import ApiError
+from llorch_http import ApiError, checked_id
 from llorch_metrics import ServiceMetrics
 from llorch_provisioning import FileModelRef, InvalidModelRefError, file_digest, parse_model_ref
 from llorch_store import CatalogStore, ModelExistsError, UnknownModelError
 
 from ._bodies import decode_body
 
-_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _decode_create = msgspec.json.Decoder(CatalogModelCreate)
 _decode_state = msgspec.json.Decoder(ModelStateChange)
 
 
 def _checked_id(model_id: str) -> str:
-    if not _MODEL_ID.match(model_id):
-        raise ApiError(ErrorKind.INVALID_PARAMS, f"model_id {model_id!r} is not a valid catalog model id")
-    return model_id
+    return checked_id(model_id, ModelId, "model_id")
 
 
 async def _entry_or_404(catalog: CatalogStore, model_id: str) -> CatalogEntry:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
@@ -12,20 +10,17 @@ from llorch_contracts.api import (
     ErrorKind,
     PoolHealth,
     PoolHealthMetrics,
+    PoolId,
     PoolStatus,
     PoolSummary,
     ReplicaState,
 )
 from llorch_dataplane import Orchestrator
-from llorch_http import ApiError
-
-_POOL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+from llorch_http import ApiError, checked_id
 
 
 def pool_status(orchestrator: Orchestrator, pool_id: str) -> PoolStatus:
-    if not _POOL_ID.match(pool_id):
-        raise ApiError(ErrorKind.INVALID_PARAMS, f"pool_id {pool_id!r} is not a valid pool id")
-    pool = orchestrator.pool(pool_id)
+    pool = orchestrator.pool(checked_id(pool_id, PoolId, "pool_id"))
     if pool is None:
         raise ApiError(ErrorKind.NOT_FOUND, f"no pool {pool_id!r}")
     return pool

@@ -5,25 +5,19 @@ Sessions are created only by admitting a task that names one, never here (OC-COR
 
 from __future__ import annotations
 
-import re
-
 from litestar import Controller, delete, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Response
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from llorch_contracts.api import ErrorKind, SessionInfo
+from llorch_contracts.api import ErrorKind, SessionId, SessionInfo
 from llorch_dataplane import Orchestrator
-from llorch_http import ApiError
-
-_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+from llorch_http import ApiError, checked_id
 
 
 def _valid(session_id: str) -> str:
-    if not _SESSION_ID.match(session_id):
-        raise ApiError(ErrorKind.INVALID_PARAMS, f"session_id {session_id!r} is not a valid session id")
-    return session_id
+    return checked_id(session_id, SessionId, "session_id")
 
 
 def _not_found(session_id: str) -> ApiError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,31 +17,24 @@ from llorch_contracts.api import (
     ErrorKind,
     Preparation,
     QueueFullPolicy,
+    TaskId,
     TaskRequest,
     TaskStatus,
     TaskStreams,
 )
 from llorch_core import AdmissionError
 from llorch_dataplane import Orchestrator, Task, UnknownTaskError
-from llorch_http import KEEPALIVE, SSE_HEADERS, ApiError, correlation_id_of, identity_of
+from llorch_http import KEEPALIVE, SSE_HEADERS, ApiError, checked_id, correlation_id_of, identity_of
 
+from ._bodies import decode_body
 from ._model_gate import ModelGate
 
-_TASK_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _decode_request = msgspec.json.Decoder(TaskRequest)
-_FIELD_AT = re.compile(r"^(?P<detail>.*?) - at `\$\.?(?P<path>[^`]*)`$")
 
 
 def parse_task_request(body: bytes) -> TaskRequest:
     """Decode the body, naming the offending field in the INVALID_PARAMS message (never a framework body)."""
-    try:
-        return _decode_request.decode(body)
-    except msgspec.ValidationError as exc:
-        match = _FIELD_AT.match(str(exc))
-        message = f"{match.group('path')}: {match.group('detail')}" if match else str(exc)
-        raise ApiError(ErrorKind.INVALID_PARAMS, message) from exc
-    except msgspec.DecodeError as exc:
-        raise ApiError(ErrorKind.INVALID_PARAMS, f"request body is not valid JSON: {exc}") from exc
+    return decode_body(body, _decode_request)
 
 
 def api_error(exc: AdmissionError) -> ApiError:
@@ -51,10 +43,8 @@ def api_error(exc: AdmissionError) -> ApiError:
 
 
 def task_or_404(orchestrator: Orchestrator, task_id: str) -> Task:
-    if not _TASK_ID.match(task_id):
-        raise ApiError(ErrorKind.INVALID_PARAMS, f"task_id {task_id!r} is not a UUID")
     try:
-        return orchestrator.get(task_id)
+        return orchestrator.get(checked_id(task_id, TaskId, "task_id"))
     except UnknownTaskError:
         raise ApiError(ErrorKind.NOT_FOUND, f"no task {task_id}") from None
 

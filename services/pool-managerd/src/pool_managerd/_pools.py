@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 
 import anyio
@@ -12,19 +11,16 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Stream
 
-from llorch_contracts.api import ErrorKind, PoolStatus, PoolWatchSnapshot
-from llorch_http import KEEPALIVE, SSE_HEADERS, ApiError, sse_event
+from llorch_contracts.api import ErrorKind, PoolId, PoolStatus, PoolWatchSnapshot
+from llorch_http import KEEPALIVE, SSE_HEADERS, ApiError, checked_id, sse_event
 from llorch_pools import PoolRegistry
 
-_POOL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _encode = msgspec.json.Encoder().encode
 
 
 def pool_or_error(registry: PoolRegistry, pool_id: str) -> PoolStatus:
     """The pool, or the typed 400 (malformed id) / 404 (unknown id) envelope."""
-    if not _POOL_ID.match(pool_id):
-        raise ApiError(ErrorKind.INVALID_PARAMS, f"pool_id {pool_id!r} is not a valid pool id")
-    pool = registry.get(pool_id)
+    pool = registry.get(checked_id(pool_id, PoolId, "pool_id"))
     if pool is None:
         raise ApiError(ErrorKind.NOT_FOUND, f"no pool {pool_id!r}")
     return pool
