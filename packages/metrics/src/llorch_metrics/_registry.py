@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from ._contract import MetricsContract, MetricSpec, load_contract
@@ -35,11 +35,11 @@ def _build(spec: MetricSpec, registry: CollectorRegistry) -> Metric:
 class ServiceMetrics:
     """The metrics one service exposes, looked up by their wire name."""
 
-    content_type = CONTENT_TYPE_LATEST
-
     def __init__(self, service: str, contract: MetricsContract | None = None) -> None:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # the contract has no *_created series
         self.contract = contract or load_contract()
+        # The contract's content type (the text format generate_latest writes), not the library default.
+        self.content_type = str(self.contract.exposition["content_type"])
         self.registry = CollectorRegistry()
         self._specs = {spec.name: spec for spec in self.contract.for_service(service)}
         self._metrics = {name: _build(spec, self.registry) for name, spec in self._specs.items()}

@@ -16,4 +16,5 @@ def metrics_endpoint(
     metrics: NamedDependency[ServiceMetrics], orchestrator: NamedDependency[Orchestrator]
 ) -> Response[bytes]:
     refresh_queue_gauges(metrics, orchestrator)
-    return Response(metrics.exposition(), media_type=metrics.content_type)
+    # Litestar appends the charset to text media types itself.
+    return Response(metrics.exposition(), media_type=metrics.content_type.removesuffix("; charset=utf-8"))

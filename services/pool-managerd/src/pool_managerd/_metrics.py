@@ -82,4 +82,5 @@ def metrics_endpoint(
     metrics: NamedDependency[ServiceMetrics], registry: NamedDependency[PoolRegistry]
 ) -> Response[bytes]:
     refresh_state_gauges(metrics, registry)
-    return Response(metrics.exposition(), media_type=metrics.content_type)
+    # Litestar appends the charset to text media types itself.
+    return Response(metrics.exposition(), media_type=metrics.content_type.removesuffix("; charset=utf-8"))
