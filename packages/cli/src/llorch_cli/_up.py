@@ -112,7 +112,9 @@ def _interrupt(signum: int, frame: object) -> None:
 def run_up(config_path: Path | None) -> int:
     """Start both daemons, report where they are, and stop them cleanly on Ctrl-C, SIGTERM or failure."""
     config = load_config(config_path)
+    # Both, explicitly: a launcher started from a script may inherit an ignored SIGINT.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     orch = f"http://{config.orchestratord.bind}"
     pool = f"http://{config.pool_managerd.bind}"
     daemons = [
