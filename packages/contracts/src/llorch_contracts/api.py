@@ -45,6 +45,12 @@ class ArtifactKind(StrEnum):
     other = 'other'
 
 
+class BreakerState(StrEnum):
+    closed = 'closed'
+    open = 'open'
+    half_open = 'half_open'
+
+
 CorrelationId: TypeAlias = Annotated[
     str,
     Meta(
@@ -765,6 +771,17 @@ class ReplicaStatus(Struct, kw_only=True):
     slots_free: Annotated[int, Meta(ge=0)]
     slots_total: Annotated[int, Meta(ge=0)]
     state: ReplicaState
+    breaker: BreakerState = BreakerState.closed
+    next_trial_ms: (
+        Annotated[
+            int,
+            Meta(
+                description="When the open breaker's trial start is due (Unix epoch milliseconds); absent while it is not open.",
+                ge=0,
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
     pid: (
         Annotated[
             int,

@@ -452,7 +452,7 @@ class SupervisionConfig(Struct, kw_only=True):
         Annotated[
             int,
             Meta(
-                description='A replica that has run this long counts as stable and its backoff resets.',
+                description='A replica that stays Ready this long without interruption counts as stable: its backoff and its restart-storm count reset.',
                 ge=1000,
                 title='Stable run',
             ),
@@ -462,7 +462,7 @@ class SupervisionConfig(Struct, kw_only=True):
         Annotated[
             int,
             Meta(
-                description='Consecutive failures that open the circuit breaker (no more restarts until it half-opens).',
+                description='Consecutive failed starts (starts that never became Ready) that open the circuit breaker (no more restarts until it half-opens).',
                 ge=1,
                 title='Breaker threshold',
             ),
@@ -482,7 +482,7 @@ class SupervisionConfig(Struct, kw_only=True):
         Annotated[
             int,
             Meta(
-                description='Most restarts within restart_window_ms; reaching it is a restart storm and the replica stays down.',
+                description='Quick crashes (a Ready replica failing within restart_window_ms of becoming Ready) since its last stable run that make a restart storm: the breaker opens at once.',
                 ge=1,
                 title='Restart limit',
             ),
@@ -492,7 +492,7 @@ class SupervisionConfig(Struct, kw_only=True):
         Annotated[
             int,
             Meta(
-                description='Sliding window for restart_limit.',
+                description='A Ready replica that fails within this time of becoming Ready has crashed quickly and counts toward restart_limit.',
                 ge=1000,
                 title='Restart window',
             ),
