@@ -1,21 +1,22 @@
 """Keep orchestratord's durable state out of the user's home during tests.
 
-`create_app` opens the catalog and artifact stores at the configured roots
-(`~/.local/share/llama-orch/...`) unless a test passes `state_dir`; pointing
-HOME at a temporary directory keeps the tests that do not from writing there.
-Tests on the real engine keep HOME: its build cache is found through it.
+`create_app` opens the catalog, artifact stores and task journal at the
+configured roots (`~/.local/...`) unless a test passes `state_dir`; pointing
+HOME at a temporary directory keeps every test from writing there, and from
+recovering another run's journal (or that of a stack `xtask up` runs beside
+the tests). The real engine's build cache stays found through XDG_CACHE_HOME.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-_REAL_ENGINE_FIXTURES = {"llamacpp", "tiny_model_path"}
-
 
 @pytest.fixture(autouse=True)
-def _isolated_home(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if _REAL_ENGINE_FIXTURES.isdisjoint(request.fixturenames):
-        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", cache)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))

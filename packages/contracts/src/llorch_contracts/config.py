@@ -311,6 +311,16 @@ class TimeoutsConfig(Struct, kw_only=True):
             ),
         ]
     ) = 300000
+    pool_unavailable_ms: (
+        Annotated[
+            int,
+            Meta(
+                description='How long queued tasks wait for a pool that cannot run them (stopped, drained, failed, gone from the pool view, or pool-managerd unreachable) before they end with POOL_UNAVAILABLE (retriable).',
+                ge=0,
+                title='Pool unavailable grace',
+            ),
+        ]
+    ) = 30000
 
 
 class SseConfig(Struct, kw_only=True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 from msgspec import UNSET
 
@@ -16,9 +18,11 @@ from llorch_contracts.api import (
     SseToken,
 )
 
-from ._tasklog import Frame, TaskLog
+from ._tasklog import TERMINAL, Frame, TaskLog
 
 _encode = msgspec.json.Encoder().encode
+#: `orchestratord.sse.max_events_per_task`'s default; the orchestrator passes the configured value.
+DEFAULT_MAX_EVENTS = 65536
 
 
 def _frame(event: bytes, event_id: int, data: bytes) -> bytes:
@@ -28,12 +32,25 @@ def _frame(event: bytes, event_id: int, data: bytes) -> bytes:
 class TaskEvents:
     """Appends well-formed events to one task's log; every method returns whether it was appended."""
 
-    def __init__(self, log: TaskLog) -> None:
+    def __init__(
+        self,
+        log: TaskLog,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        on_overflow: Callable[[SseError], None] | None = None,
+    ) -> None:
         self.log = log
         self.tokens = 0
+        self.max_events = max_events
+        self.on_overflow = on_overflow
 
     def _append(self, event: str, data: bytes, verbose: bytes | None = None) -> bool:
-        event_id = len(self.log)
+        if event not in TERMINAL and len(self.log) >= self.max_events - 1:
+            # The last place is kept for the terminal event (OC-CORE-1166); the runner then aborts the engine.
+            message = f"the task's event log reached max_events_per_task ({self.max_events})"
+            if self.error(ErrorKind.INTERNAL, message, retriable=False) and self.on_overflow is not None:
+                self.on_overflow(SseError(code=ErrorKind.INTERNAL, message=message, retriable=False))
+            return False
+        event_id = self.log.next_id
         plain = _frame(event.encode(), event_id, data)
         full = plain if verbose is None else _frame(event.encode(), event_id, verbose)
         return self.log.append(Frame(event, plain, full))

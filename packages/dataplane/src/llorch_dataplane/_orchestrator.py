@@ -23,6 +23,7 @@ from llorch_contracts.api import (
     PoolState,
     PoolStatus,
     Preparation,
+    QueueFullPolicy,
     ReplicaStatus,
     SessionInfo,
     SseMetrics,
@@ -33,26 +34,39 @@ from llorch_contracts.api import (
 from llorch_contracts.config import LlorchConfig
 from llorch_core import (
     AdmissionError,
+    PoolUnavailableError,
     QueueFullError,
     choose_pool,
     effective_seed,
-    on_time_probability,
 )
 
 from ._admission import check_request, guard_context
-from ._dispatcher import Dispatcher
+from ._dispatcher import DispatchContext, Dispatcher
+from ._journaling import (
+    AdmissionRecord,
+    JournaledTaskLike,
+    JournalSink,
+    decode_record,
+    encode_record,
+    journal_hook,
+    next_epoch_id,
+    restored_frames,
+)
 from ._observer import DataPlaneObserver, NullObserver
 from ._pool_runtime import PoolRuntime
 from ._poolview import PoolView
 from ._prep import prep_of
 from ._runner import Outcome, fail
 from ._sessions import SessionStore, usage_of
-from ._settings import DataPlaneSettings
+from ._settings import DataPlaneSettings, QueueSettings
 from ._task import Task
+from ._tasklog import TaskLog
 
 log = logging.getLogger("llorch.dataplane")
 CANCEL_WAIT_S = 2.0
 SLOT_POLL_S = 0.002
+#: Suggested retry delay while orchestratord has no current pool view (OC-CTRL-2170).
+NO_VIEW_RETRY_MS = 1000
 
 
 class UnknownTaskError(LookupError):
@@ -72,6 +86,7 @@ class Orchestrator:
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         new_task_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        journal: JournalSink | None = None,
     ) -> None:
         self.config = config
         self.settings = DataPlaneSettings.from_config(config)
@@ -81,6 +96,7 @@ class Orchestrator:
         self.clock = clock
         self.wall_ms = wall_ms
         self.new_task_id = new_task_id
+        self.journal = journal
         self.tasks: dict[str, Task] = {}
         self.sessions = SessionStore(config.sessions, clock=clock)
         self.runtimes = {
@@ -93,8 +109,7 @@ class Orchestrator:
             )
             for pool in config.pools
         }
-        self.served_refs = {pool.id: {pool.model.ref} for pool in config.pools}
-        view.add_listener(self._kick_all)
+        view.add_listener(self._view_changed)
 
     # ------------------------------------------------------------------ admission
 
@@ -118,9 +133,13 @@ class Orchestrator:
                     pid: rt.predict(self.view.get(pid), self.queued(rt, now))
                     for pid, rt in self.runtimes.items()
                 },
-                served_refs_by_pool=self.served_refs,
+                # A pool serves the model the pool view reports, not the configured one: after a
+                # reload the old model is no longer admitted (OC-CORE-1165).
+                served_refs_by_pool={},
             )
             runtime = self.runtimes[pool_id]
+            if (unseen := self.view.unseen_reason(pool_id)) is not None:
+                raise PoolUnavailableError(f"no current view of pool {pool_id}: {unseen}")
             pool = self.view.get(pool_id)
             guard_context(request, pool)
             self.sessions.check(request, now)
@@ -134,10 +153,20 @@ class Orchestrator:
             self.observer.rejected(runtime.engine, exc.kind, str(exc.policy_label or "") or None, exc.message)
             raise
         except AdmissionError as exc:
+            if isinstance(exc, PoolUnavailableError) and exc.retry_after_ms is None:
+                exc.retry_after_ms = NO_VIEW_RETRY_MS
             engine = str(request.engine) if request.engine is not UNSET else "unknown"
             self.observer.rejected(engine, exc.kind, None, exc.message)
             raise
         self.tasks[task_id] = task
+        if self.journal is not None:
+            record = AdmissionRecord(
+                request=request,
+                correlation_id=correlation_id,
+                identity=identity,
+                admitted_ms=task.admitted_ms,
+            )
+            self.journal.admitted(task_id, pool_id, encode_record(record))
         self.sessions.admit(request, task_id, now)
         if enqueued.evicted is not None:
             self._drop(self.tasks[enqueued.evicted], runtime)
@@ -153,7 +182,10 @@ class Orchestrator:
         self, request: TaskRequest, task_id: str, runtime: PoolRuntime, caller: tuple[str, str], now: float
     ) -> Task:
         deadline = None if request.deadline_ms is UNSET else now + request.deadline_ms / 1000
+        hook = None if self.journal is None else journal_hook(self.journal, task_id)
         return Task(
+            log=TaskLog(on_append=hook),
+            max_events=self.settings.max_events_per_task,
             task_id=task_id,
             request=request,
             pool_id=runtime.pool_id,
@@ -290,43 +322,79 @@ class Orchestrator:
                 first_token_ms=outcome.first_token_ms,
             )
         self.sessions.ended(task.task_id, usage_of(task, outcome.finished if outcome is not None else None))
+        if self.journal is not None:
+            self.journal.ended(task.task_id)
         self.observer.ended(task)
 
     # ------------------------------------------------------------------ dispatch
 
-    def _kick_all(self) -> None:
+    def _view_changed(self) -> None:
         for runtime in self.runtimes.values():
+            runtime.review(self.view.get(runtime.pool_id))
             runtime.kick()
+
+    def dispatch_context(self) -> DispatchContext:
+        return DispatchContext(
+            tasks=self.tasks,
+            view=self.view,
+            adapters=self.adapters,
+            sessions=self.sessions,
+            settings=self.settings,
+            observer=self.observer,
+            clock=self.clock,
+            wall_ms=self.wall_ms,
+            finished=self.finished,
+            resumable=self.journal is not None,
+        )
 
     async def run(self) -> None:
         """Dispatch, tick and forget old tasks until cancelled; running tasks are ended on the way out."""
-        dispatcher = Dispatcher(self)
+        dispatcher = Dispatcher(self.dispatch_context())
         async with asyncio.TaskGroup() as group:
             for runtime in self.runtimes.values():
-                group.create_task(dispatcher.loop(runtime, group))
-            group.create_task(self._tick())
+                group.create_task(dispatcher.loop(runtime, group), name=f"dispatch:{runtime.pool_id}")
+            group.create_task(self._tick(), name="tick")
 
     async def _tick(self) -> None:
-        """Each interval: refresh queued tasks' position and prediction, expire deadlines, forget old ones."""
+        """Each interval: refresh waiting tasks, end those whose pool went away, forget old ones."""
         while True:
             await asyncio.sleep(self.settings.metrics_interval_s)
-            now = self.clock()
-            for runtime in self.runtimes.values():
-                self._refresh_waiting(runtime, now)
-            horizon = now - self.settings.retain_s
-            for task_id in [
-                t.task_id for t in self.tasks.values() if t.ended_at is not None and t.ended_at < horizon
-            ]:
-                del self.tasks[task_id]
+            try:
+                self.tick(self.clock())
+            except Exception:  # one bad step must not stop the periodic work for good (OC-CORE-1160)
+                log.exception("periodic data-plane step failed; it runs again next interval")
 
-    @staticmethod
-    def on_time(runtime: PoolRuntime, task: Task, predicted_start_ms: int, now: float) -> float:
-        """The chance the task meets its deadline if it starts in `predicted_start_ms` (1.0 without one)."""
-        finish = runtime.predict_finish(predicted_start_ms, task)
-        if task.deadline_at is None or finish is None:
-            return 1.0
-        deadline_ms = (task.deadline_at - now) * 1000
-        return on_time_probability(finish, deadline_ms, runtime.estimator.spread_ms(finish))
+    def tick(self, now: float) -> None:
+        """One periodic step (public so tests drive it with an injected clock)."""
+        for runtime in self.runtimes.values():
+            self._end_if_pool_gone(runtime, now)
+            self._refresh_waiting(runtime, now)
+        horizon = now - self.settings.retain_s
+        for task_id in [
+            t.task_id for t in self.tasks.values() if t.ended_at is not None and t.ended_at < horizon
+        ]:
+            del self.tasks[task_id]
+            if self.journal is not None:
+                self.journal.forget(task_id)
+
+    def _end_if_pool_gone(self, runtime: PoolRuntime, now: float) -> None:
+        """Queued tasks of a pool that cannot run them end after the grace period (OC-CORE-1164)."""
+        unseen = self.view.unseen_reason(runtime.pool_id)
+        pool = self.view.get(runtime.pool_id)
+        if unseen is None and runtime.can_serve(pool):
+            runtime.unavailable_since = None
+            return
+        if runtime.unavailable_since is None:
+            runtime.unavailable_since = now
+        waited = now - runtime.unavailable_since
+        if waited < self.settings.pool_unavailable_s or not len(runtime.queue):
+            return
+        why = unseen or _why_unavailable(runtime.pool_id, pool)
+        message = f"{why}; the task waited {waited:.0f} s for the pool to come back"
+        for task in self.queued(runtime, now):
+            runtime.queue.remove(task.task_id)
+            fail(task, ErrorKind.POOL_UNAVAILABLE, message, retriable=True, retry_after_ms=NO_VIEW_RETRY_MS)
+            self.finished(task, None)
 
     def _refresh_waiting(self, runtime: PoolRuntime, now: float) -> None:
         pool = self.pool(runtime.pool_id)
@@ -346,12 +414,11 @@ class Orchestrator:
             if (position, predicted) == task.last_wait:
                 continue
             task.last_wait = (position, predicted)
-            on_time = self.on_time(runtime, task, predicted, now)
             metrics = SseMetrics(
                 queue_position=position,
                 predicted_start_ms=predicted,
                 queue_depth=len(runtime.queue),
-                on_time_probability=on_time,
+                on_time_probability=runtime.on_time(task, predicted, now),
                 kv_warmth=False,
             )
             task.events.metrics(
@@ -359,3 +426,76 @@ class Orchestrator:
                 human=f"Waiting: {position} task(s) ahead, start expected in about {predicted / 1000:.1f} s.",
                 prep=prep_of(pool),
             )
+            if task.terminal:  # the log's bound ended it (OC-CORE-1166)
+                runtime.queue.remove(task.task_id)
+                self.finished(task, None)
+
+    # ------------------------------------------------------------------ restart
+
+    def restore(self, entries: list[JournaledTaskLike]) -> None:
+        """Rebuild the tasks a previous life left unfinished, in admission order (OC-CTRL-2172).
+
+        A task that never streamed a token is queued again and runs; one that did ends with a
+        retriable WORKER_RESET, since running it again would repeat tokens (OC-CORE-1119).
+        """
+        now = self.clock()
+        for entry in entries:
+            try:
+                self._restore_one(entry, now)
+            except Exception:  # one unreadable entry must not cost the others their restart
+                log.exception("task %s: could not be restored from the journal", entry.task_id)
+                if self.journal is not None:
+                    self.journal.ended(entry.task_id)
+        self._kick_all()
+
+    def _restore_one(self, entry: JournaledTaskLike, now: float) -> None:
+        record = decode_record(entry.record)
+        runtime = self.runtimes.get(entry.pool_id)
+        frames = restored_frames(entry)
+        caller = (record.correlation_id, record.identity)
+        task = self._new_task(record.request, entry.task_id, runtime or _orphan(entry.pool_id), caller, now)
+        task.admitted_ms = record.admitted_ms
+        task.log.restore(frames, next_epoch_id(frames, self.settings.max_events_per_task))
+        task.events.tokens = sum(1 for _, frame in frames if frame.event == "token")
+        self.tasks[task.task_id] = task
+        if task.log.terminal is not None:  # it ended, but the crash kept `ended` from the journal
+            task.state = TaskState.failed if task.log.terminal == "error" else TaskState.completed
+            self.finished(task, None)
+            return
+        if runtime is None:
+            message = f"pool {entry.pool_id} is no longer configured"
+            fail(task, ErrorKind.POOL_UNAVAILABLE, message, retriable=False)
+        elif task.events.tokens:
+            message = "orchestratord restarted while the task streamed; events just before it may be missing"
+            fail(task, ErrorKind.WORKER_RESET, message, retriable=True, retry_after_ms=NO_VIEW_RETRY_MS)
+        else:
+            try:
+                runtime.queue.enqueue(task.task_id, task.priority, now)
+            except QueueFullError as full:
+                message = f"could not be queued again after a restart: {full.message}"
+                fail(task, full.kind, message, retriable=True, retry_after_ms=NO_VIEW_RETRY_MS)
+            else:
+                task.events.metrics(
+                    SseMetrics(queue_depth=len(runtime.queue), on_time_probability=1.0, kv_warmth=False),
+                    human="orchestratord restarted; the task is queued again.",
+                )
+                return
+        self.finished(task, None)
+
+    def _kick_all(self) -> None:
+        for runtime in self.runtimes.values():
+            runtime.kick()
+
+
+def _orphan(pool_id: str) -> PoolRuntime:
+    """A stand-in runtime for a journaled task whose pool is no longer configured."""
+    return PoolRuntime(pool_id, "unknown", QueueSettings(capacity=1, policy=QueueFullPolicy.reject), 0.0, 0)
+
+
+def _why_unavailable(pool_id: str, pool: PoolStatus | None) -> str:
+    if pool is None:
+        return f"pool {pool_id} is gone from the pool view"
+    if pool.draining:
+        return f"pool {pool_id} is draining"
+    reason = f"pool {pool_id} is {pool.state.value} with no Ready replica"
+    return f"{reason}: {pool.last_error}" if pool.last_error else reason

@@ -4,12 +4,34 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import dataclass
 
-from llorch_contracts.api import PoolStatus, ReplicaState
-from llorch_core import PoolQueue, RateEstimator, predict_finish_ms, predict_start_ms
+import msgspec
+
+from llorch_contracts.api import PoolState, PoolStatus, ReplicaState, ReplicaStatus
+from llorch_core import (
+    PoolQueue,
+    RateEstimator,
+    on_time_probability,
+    predict_finish_ms,
+    predict_start_ms,
+)
 
 from ._settings import QueueSettings
 from ._task import Task
+
+_PREPARING = frozenset({PoolState.provisioning, PoolState.loading})
+#: Longest a failed replica is avoided when the pool view never shows it restart (OC-CORE-1162).
+SUSPECT_MAX_S = 10.0
+
+
+@dataclass(slots=True)
+class _Suspect:
+    """A replica whose engine just failed: avoided until the pool view shows it restarted."""
+
+    endpoint: str
+    since: float
+    seen_down: bool = False
 
 
 class PoolRuntime:
@@ -27,10 +49,47 @@ class PoolRuntime:
         self.running: dict[str, Task] = {}
         self.wake = asyncio.Event()
         self.probing = False
+        self.suspects: dict[str, _Suspect] = {}
+        #: When the pool last stopped being able to run its queue (None while it can), OC-CORE-1164.
+        self.unavailable_since: float | None = None
 
     def kick(self) -> None:
         """Something changed that may let a task start: wake the dispatcher (OC-CORE-1116)."""
         self.wake.set()
+
+    def suspect(self, replica: ReplicaStatus, now: float) -> None:
+        """The replica's engine failed: dispatch avoids it until it restarted (OC-CORE-1162)."""
+        self.suspects[replica.replica_id] = _Suspect(replica.endpoint, now)
+
+    def review(self, pool: PoolStatus | None) -> None:
+        """A new pool view: forgive replicas that went down and came back, or moved to a new endpoint."""
+        replicas = {} if pool is None else {r.replica_id: r for r in pool.replicas}
+        for replica_id, suspect in list(self.suspects.items()):
+            replica = replicas.get(replica_id)
+            if replica is None or replica.endpoint != suspect.endpoint:
+                del self.suspects[replica_id]
+            elif replica.state != ReplicaState.ready:
+                suspect.seen_down = True
+            elif suspect.seen_down:
+                del self.suspects[replica_id]
+
+    def usable(self, pool: PoolStatus, now: float) -> PoolStatus:
+        """The pool without the replicas dispatch must avoid right now."""
+        for replica_id, suspect in list(self.suspects.items()):
+            if now - suspect.since >= SUSPECT_MAX_S:
+                del self.suspects[replica_id]
+        if not self.suspects:
+            return pool
+        replicas = [r for r in pool.replicas if r.replica_id not in self.suspects]
+        return msgspec.structs.replace(pool, replicas=replicas)
+
+    def can_serve(self, pool: PoolStatus | None) -> bool:
+        """Whether queued tasks may still start here: Ready replicas, or a pool still preparing."""
+        if pool is None or pool.draining:
+            return False
+        if any(r.state == ReplicaState.ready for r in pool.replicas):
+            return True
+        return pool.state in _PREPARING
 
     def slots_total(self, pool: PoolStatus | None) -> int:
         if pool is None or pool.draining:
@@ -55,3 +114,11 @@ class PoolRuntime:
         if not self.estimator.seeded:
             return None
         return predict_finish_ms(predicted_start_ms, task.expected_tokens, self.estimator)
+
+    def on_time(self, task: Task, predicted_start_ms: int, now: float) -> float:
+        """The chance the task meets its deadline if it starts in `predicted_start_ms` (1.0 without one)."""
+        finish = self.predict_finish(predicted_start_ms, task)
+        if task.deadline_at is None or finish is None:
+            return 1.0
+        deadline_ms = (task.deadline_at - now) * 1000
+        return on_time_probability(finish, deadline_ms, self.estimator.spread_ms(finish))

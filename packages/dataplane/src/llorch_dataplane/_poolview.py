@@ -41,6 +41,25 @@ class PoolView:
     def get(self, pool_id: str) -> PoolStatus | None:
         return self._pools.get(pool_id)
 
+    def is_local(self, pool_id: str) -> bool:
+        """Whether the pool is served in-process (no pool-managerd supervises its replicas)."""
+        return pool_id in self._local
+
+    def unseen_reason(self, pool_id: str) -> str | None:
+        """Why the view of this pool is not current (no snapshot yet, feed lost), None when it is."""
+        if pool_id in self._local:
+            return None
+        if self.feed_error is not None:
+            return self.feed_error
+        if pool_id not in self._pools:
+            return f"pool-managerd does not report pool {pool_id}"
+        return None
+
+    def lose_feed(self, reason: str) -> None:
+        """The watch stream broke: the view may be stale until the next snapshot (OC-CTRL-2170)."""
+        self.feed_error = reason
+        self._notify()
+
     def snapshot(self) -> list[PoolStatus]:
         return list(self._pools.values())
 
@@ -50,6 +69,7 @@ class PoolView:
         self._set(pool)
 
     def apply_snapshot(self, pools: list[PoolStatus]) -> None:
+        self.feed_error = None
         remote = {p.pool_id: p for p in pools if p.pool_id not in self._local}
         self._pools = {k: v for k, v in self._pools.items() if k in self._local} | remote
         self._notify()
@@ -82,7 +102,6 @@ async def follow_pool_manager(view: PoolView, http: httpx.AsyncClient, base_url:
                 "GET", f"{base_url}/v2/watch/pools", timeout=httpx.Timeout(10.0, read=None)
             ) as r:
                 r.raise_for_status()
-                view.feed_error = None
                 delay = RECONNECT_MIN_S
                 event = ""
                 async for line in r.aiter_lines():
@@ -94,9 +113,12 @@ async def follow_pool_manager(view: PoolView, http: httpx.AsyncClient, base_url:
                             view.apply_snapshot(_snapshot.decode(data).pools)
                         elif event == "pool":
                             view.apply_change(_pool.decode(data))
-            view.feed_error = "pool-managerd closed the watch stream"
+            view.lose_feed("pool-managerd closed the watch stream")
         except (httpx.HTTPError, msgspec.DecodeError) as exc:
-            view.feed_error = f"pool-managerd at {base_url} unreachable: {type(exc).__name__}: {exc}"
+            view.lose_feed(f"pool-managerd at {base_url} unreachable: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # never die silently: a bad frame or a listener bug costs a reconnect
+            log.exception("pool view: unexpected error while following pool-managerd")
+            view.lose_feed(f"pool view failed: {type(exc).__name__}: {exc}")
         log.warning("pool view: %s; reconnecting in %.1fs", view.feed_error, delay)
         await asyncio.sleep(delay)
         delay = min(delay * 2, RECONNECT_MAX_S)

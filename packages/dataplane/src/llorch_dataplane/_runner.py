@@ -99,6 +99,10 @@ class _Relay:
                     self.finished = item
 
 
+#: Kinds that say the replica itself is broken (dead, unreachable, restarting), not the request.
+REPLICA_FAULTS = frozenset({ErrorKind.WORKER_RESET, ErrorKind.POOL_UNAVAILABLE, ErrorKind.POOL_UNREADY})
+
+
 def _adapter_failed(task: Task, replica: ReplicaStatus, exc: AdapterError, got_token: bool) -> None:
     if exc.before_first_token and not got_token and not task.retried and exc.retriable:
         raise RetryError(str(exc)) from exc
@@ -118,7 +122,7 @@ def _timed_out(task: Task, wall_s: float, now: float) -> None:
 def _conclude(task: Task, replica: ReplicaStatus, finished: Finished | None) -> None:
     """Append the `end` the engine's final frame calls for, unless the task already ended."""
     if task.log.terminal is not None:
-        return
+        return  # a cancel, a watchdog, or the log's bound already ended it
     if finished is None:
         fail(
             task,
@@ -145,11 +149,13 @@ async def run_on_replica(
     on_first_token: Callable[[float], None],
     clock: Callable[[], float] = time.monotonic,
     time_budget_s: float | None = None,
+    on_replica_failed: Callable[[], None] | None = None,
 ) -> Outcome:
     """Stream the task from the replica into its log; raises RetryError for a first, pre-token failure.
 
     `on_first_token(latency_ms)` is called when the first token arrives, while the stream goes on.
     `time_budget_s`, the session's remaining time budget, caps the wall timeout (OC-CORE-1147).
+    `on_replica_failed()` is called when the engine failed in a way that says the replica is broken.
     """
     wall_s = settings.wall_timeout_s if time_budget_s is None else min(settings.wall_timeout_s, time_budget_s)
     budget = wall_s
@@ -166,6 +172,8 @@ async def run_on_replica(
         async with asyncio.timeout(max(budget, 0.0)):
             await relay.pump(stream)
     except AdapterError as exc:
+        if exc.kind in REPLICA_FAULTS and on_replica_failed is not None:
+            on_replica_failed()
         _adapter_failed(task, replica, exc, relay.first_token is not None)
     except TimeoutError:
         _timed_out(task, wall_s, clock())

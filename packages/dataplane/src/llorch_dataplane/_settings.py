@@ -30,6 +30,8 @@ class DataPlaneSettings:
     keepalive_s: float
     metrics_interval_s: float
     retain_s: float
+    max_events_per_task: int
+    pool_unavailable_s: float
 
     @classmethod
     def from_config(cls, config: LlorchConfig) -> DataPlaneSettings:
@@ -45,6 +47,8 @@ class DataPlaneSettings:
             keepalive_s=orch.sse.keepalive_ms / 1000,
             metrics_interval_s=orch.sse.metrics_interval_ms / 1000,
             retain_s=orch.sse.retain_ms / 1000,
+            max_events_per_task=orch.sse.max_events_per_task,
+            pool_unavailable_s=orch.timeouts.pool_unavailable_ms / 1000,
         )
 
 

@@ -9,13 +9,14 @@ from llorch_contracts.api import (
     ErrorEnvelope,
     FinishReason,
     Priority,
+    SseError,
     TaskRequest,
     TaskState,
     TaskStatus,
     TaskTimestamps,
 )
 
-from ._events import TaskEvents
+from ._events import DEFAULT_MAX_EVENTS, TaskEvents
 from ._tasklog import TaskLog
 
 TERMINAL_STATES = frozenset({TaskState.completed, TaskState.failed, TaskState.canceled})
@@ -38,6 +39,7 @@ class Task:
     admitted_ms: int
     deadline_at: float | None
     log: TaskLog = field(default_factory=TaskLog)
+    max_events: int = DEFAULT_MAX_EVENTS
     state: TaskState = TaskState.queued
     replica_id: str | None = None
     engine_version: str | None = None
@@ -57,7 +59,12 @@ class Task:
     transcript_artifact_id: str | None = None
 
     def __post_init__(self) -> None:
-        self.events = TaskEvents(self.log)
+        self.events = TaskEvents(self.log, self.max_events, on_overflow=self._overflowed)
+
+    def _overflowed(self, error: SseError) -> None:
+        """The log's bound ended the task (OC-CORE-1166): it failed, whatever was running."""
+        self.state = TaskState.failed
+        self.error = ErrorEnvelope(code=error.code, message=error.message, retriable=error.retriable)
 
     @property
     def terminal(self) -> bool:

@@ -5,6 +5,7 @@ One error envelope for every failure, one correlation id on every response.
 
 from ._app import create_service_app
 from ._auth import AuthPolicy, fingerprint, identity_of
+from ._background import FATAL_EXIT_CODE, FatalExit, background_loops
 from ._correlation import add_correlation_header, correlation_id_of
 from ._errors import STATUS_BY_KIND, ApiError, error_response, exception_handlers
 from ._ids import checked_id
@@ -14,15 +15,18 @@ from ._serve import serve
 from ._sse import KEEPALIVE, SSE_HEADERS, sse_event
 
 __all__ = [
+    "FATAL_EXIT_CODE",
     "KEEPALIVE",
     "SSE_HEADERS",
     "STATUS_BY_KIND",
     "ApiError",
     "AuthPolicy",
     "BuildInfo",
+    "FatalExit",
     "JsonLines",
     "add_correlation_header",
     "api_version",
+    "background_loops",
     "checked_id",
     "configure_logging",
     "contract_document",

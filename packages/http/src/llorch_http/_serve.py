@@ -11,6 +11,7 @@ from litestar import Litestar
 from llorch_config import bind_host_port, bind_refusal
 
 from ._auth import AuthPolicy
+from ._background import FatalExit
 
 MIN_TOKEN_CHARS = 16
 # uvicorn otherwise waits for every open response on shutdown, and an SSE stream can stay open forever.
@@ -19,7 +20,10 @@ log = logging.getLogger("llorch.serve")
 
 
 def serve(app: Litestar, bind: str, *, auth: AuthPolicy, token_env: str) -> int:
-    """Serve until interrupted; returns a process exit code (2 when the bind or token is refused)."""
+    """Serve until interrupted; returns a process exit code (2 when the bind or token is refused).
+
+    When a background loop died, the app's `state.fatal` (a `FatalExit`) holds the non-zero code.
+    """
     environ = {token_env: auth.token} if auth.token else {}
     refusal = bind_refusal(bind, token_env, environ)
     if refusal is None and auth.token is not None and len(auth.token) < MIN_TOKEN_CHARS:
@@ -38,4 +42,8 @@ def serve(app: Litestar, bind: str, *, auth: AuthPolicy, token_env: str) -> int:
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
+    fatal = app.state.get("fatal")
+    if isinstance(fatal, FatalExit) and fatal.code:
+        print(f"error: {fatal.reason}; exiting with status {fatal.code}", file=sys.stderr)
+        return fatal.code
     return 0

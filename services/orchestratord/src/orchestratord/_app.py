@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from litestar import Litestar
 from llorch_adapters import LlamaCppAdapter, MockAdapter, WorkerAdapter
 from llorch_contracts.config import LlorchConfig
 from llorch_dataplane import Orchestrator, PoolView, follow_pool_manager
-from llorch_http import AuthPolicy, BuildInfo, create_service_app
+from llorch_http import AuthPolicy, BuildInfo, FatalExit, background_loops, create_service_app
 from llorch_metrics import ServiceMetrics
 
 from ._artifacts_api import ArtifactsController
@@ -46,13 +45,16 @@ def create_app(
     follow_pool_managerd: bool = True,
     auth: AuthPolicy | None = None,
     state_dir: Path | None = None,
+    on_fatal: Callable[[str], None] | None = None,
 ) -> Litestar:
     """Wire orchestratord: the lifespan runs dispatch and follows pool-managerd's pool view.
 
     `auth` decides who may call (default: open, for loopback binds); its token is also sent to
-    pool-managerd, never to engines (AUTH-1003). `state_dir` replaces the configured catalog and
-    artifact roots (tests pass a temporary directory).
+    pool-managerd, never to engines (AUTH-1003). `state_dir` replaces the configured state directory
+    and the catalog and artifact roots (tests pass a temporary directory). `on_fatal` is called when
+    a background loop dies (default: shut down and exit non-zero, ORCH-3430).
     """
+    fatal = FatalExit()
     auth = auth or AuthPolicy.from_config(config.auth, None, exempt=EXEMPT)
     metrics = ServiceMetrics(SERVICE)
     http = httpx.AsyncClient(timeout=ENGINE_TIMEOUT, limits=ENGINE_LIMITS)
@@ -63,29 +65,24 @@ def create_app(
         if is_local(pool):
             view.put_local(mock_pool_status(pool))
     engines = adapters or {"llamacpp": LlamaCppAdapter(http), "mock": MockAdapter()}
-    stores = Stores.open(config, state_dir)
+    stores = Stores.open(config, state_dir, on_failure=on_fatal or fatal)
     transcripts = TranscriptWriter(stores.artifacts, view)
     observer = ObserverFanOut(DataPlaneTelemetry(metrics), transcripts)
-    orchestrator = Orchestrator(config, view, engines, observer=observer)
+    orchestrator = Orchestrator(config, view, engines, observer=observer, journal=stores.journal)
     managed = follow_pool_managerd and any(not is_local(pool) for pool in config.pools)
+    loops = {"dispatch": orchestrator.run}
+    if managed:
+        url = config.orchestratord.pool_managerd_url
+        loops["pool-view"] = lambda: follow_pool_manager(view, pool_managerd_http, url)
 
     @asynccontextmanager
     async def run_data_plane(_: Litestar) -> AsyncIterator[None]:
-        async with http, pool_managerd_http:
-            background = [asyncio.create_task(orchestrator.run(), name="dispatch")]
-            if managed:
-                url = config.orchestratord.pool_managerd_url
-                background.append(
-                    asyncio.create_task(follow_pool_manager(view, pool_managerd_http, url), name="pool-view")
-                )
-            try:
-                yield
-            finally:
-                for task in background:
-                    task.cancel()
-                await asyncio.gather(*background, return_exceptions=True)
+        # Tasks a previous life left unfinished come back before anything is dispatched (OC-CTRL-2172).
+        orchestrator.restore(stores.recovered)
+        async with http, pool_managerd_http, background_loops(loops, on_fatal or fatal):
+            yield
 
-    return create_service_app(
+    app = create_service_app(
         [
             MetaController,
             TasksController,
@@ -111,3 +108,5 @@ def create_app(
         lifespan=[stores.lifespan, transcripts.running, run_data_plane],
         auth=auth,
     )
+    app.state.fatal = fatal
+    return app

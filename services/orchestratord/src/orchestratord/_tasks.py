@@ -66,10 +66,11 @@ def admission_response(task: Task) -> AdmissionResponse:
 
 
 def resume_index(task: Task, last_event_id: str | None) -> int:
-    """Index of the first frame to send: after `Last-Event-ID`, or 0 (OC-CTRL-2101)."""
+    """Id of the first frame to send: after `Last-Event-ID`, or 0 (OC-CTRL-2101)."""
     if last_event_id is None:
         return 0
-    if not last_event_id.isdigit() or int(last_event_id) >= len(task.log):
+    digits = last_event_id.isascii() and last_event_id.isdigit() and len(last_event_id) <= 19
+    if not digits or int(last_event_id) >= task.log.next_id:
         raise ApiError(
             ErrorKind.INVALID_PARAMS, f"Last-Event-ID {last_event_id!r} was never sent for this task"
         )

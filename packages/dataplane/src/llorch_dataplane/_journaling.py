@@ -1,0 +1,93 @@
+"""What the data plane writes to the durable admission journal, and reads back after a restart.
+
+The journal itself (SQLite, group commits in a writer thread) lives in
+`llorch_store`; the data plane only needs the narrow protocol below, so it
+never waits on the disk (OC-CTRL-2120, OC-CTRL-2172).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+from llorch_contracts.api import TaskRequest
+
+from ._tasklog import AppendHook, Frame
+
+
+class JournalSink(Protocol):
+    """Enqueue-only writes: none of these may block the event loop."""
+
+    def admitted(self, task_id: str, pool_id: str, record: bytes) -> None: ...
+
+    def frame(self, task_id: str, index: int, event: str, plain: bytes, verbose: bytes | None) -> None: ...
+
+    def ended(self, task_id: str) -> None: ...
+
+    def forget(self, task_id: str) -> None: ...
+
+
+class JournaledFrameLike(Protocol):
+    @property
+    def index(self) -> int: ...
+    @property
+    def event(self) -> str: ...
+    @property
+    def plain(self) -> bytes: ...
+    @property
+    def verbose(self) -> bytes | None: ...
+
+
+class JournaledTaskLike(Protocol):
+    @property
+    def task_id(self) -> str: ...
+    @property
+    def pool_id(self) -> str: ...
+    @property
+    def record(self) -> bytes: ...
+    @property
+    def frames(self) -> Sequence[JournaledFrameLike]: ...
+
+
+class AdmissionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything needed to rebuild an admitted task (its log comes from the journaled frames)."""
+
+    request: TaskRequest
+    correlation_id: str
+    identity: str
+    admitted_ms: int
+
+
+encode_record = msgspec.json.Encoder().encode
+decode_record = msgspec.json.Decoder(AdmissionRecord).decode
+
+
+def journal_hook(journal: JournalSink, task_id: str) -> AppendHook:
+    """The TaskLog append hook that journals each frame (the verbose bytes only when they differ)."""
+
+    def on_append(event_id: int, frame: Frame) -> None:
+        verbose = None if frame.verbose is frame.plain else frame.verbose
+        journal.frame(task_id, event_id, frame.event, frame.plain, verbose)
+
+    return on_append
+
+
+def restored_frames(entry: JournaledTaskLike) -> list[tuple[int, Frame]]:
+    """The journaled frames as (id, Frame), ids ascending."""
+    return [
+        (f.index, Frame(f.event, f.plain, f.plain if f.verbose is None else f.verbose))
+        for f in sorted(entry.frames, key=lambda f: f.index)
+    ]
+
+
+def next_epoch_id(frames: list[tuple[int, Frame]], max_events: int) -> int:
+    """The first event id after a restart: past any id a client can have seen before it (OC-CTRL-2173).
+
+    A log holds at most `max_events` frames and ids only jump at a restart, so the
+    next multiple of `max_events` above the last journaled id is above every id
+    that was ever sent, including the few the crash kept from the journal.
+    """
+    last = frames[-1][0] if frames else 0
+    return (last // max_events + 1) * max_events
