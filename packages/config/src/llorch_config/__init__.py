@@ -6,9 +6,12 @@ nothing else reads the file. Errors name the offending key path.
 
 from ._bind import auth_token, bind_host_port, bind_refusal, is_loopback
 from ._load import ConfigError, default_config_text, load_config, parse_config
+from ._unsupported import NOT_SUPPORTED_YET, Unsupported
 
 __all__ = [
+    "NOT_SUPPORTED_YET",
     "ConfigError",
+    "Unsupported",
     "auth_token",
     "bind_host_port",
     "bind_refusal",

@@ -17,6 +17,7 @@ from llorch_contracts.config import LlorchConfig
 
 from ._explain import explain
 from ._rules import check_rules, control_characters
+from ._unsupported import not_supported_yet
 
 DEFAULT_RESOURCE = "embedded-default.yaml"
 
@@ -45,6 +46,8 @@ def parse_config(text: str, source: str = "<config>") -> LlorchConfig:
         path, detail = explain(str(exc))
         raise ConfigError(source, path, detail) from exc
     for path, detail in check_rules(config):
+        raise ConfigError(source, path, detail)
+    for path, detail in not_supported_yet(config):  # OC-CONFIG-6111
         raise ConfigError(source, path, detail)
     return config
 
