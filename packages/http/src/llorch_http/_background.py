@@ -23,17 +23,24 @@ FATAL_EXIT_CODE = 70
 
 @dataclass
 class FatalExit:
-    """What a service does when a background loop dies: record the exit code, then stop the process."""
+    """What a service does when a background loop dies: record the exit code, then stop the server.
+
+    `serve` sets `stop` to a graceful server shutdown and then returns `code`; without
+    a server (an app run some other way) the process gets SIGTERM.
+    """
 
     code: int = 0
     reason: str | None = None
+    stop: Callable[[], None] | None = None
 
     def __call__(self, reason: str) -> None:
         if self.code:
             return
         self.code, self.reason = FATAL_EXIT_CODE, reason
-        # uvicorn turns SIGTERM into a graceful shutdown; `serve` then returns `code`.
-        os.kill(os.getpid(), signal.SIGTERM)
+        if self.stop is not None:
+            self.stop()
+        else:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 LoopFactory = Callable[[], Awaitable[None]]

@@ -33,16 +33,21 @@ def serve(app: Litestar, bind: str, *, auth: AuthPolicy, token_env: str) -> int:
         return 2
     log.info("listening on %s; auth: %s", bind, auth.mode())
     host, port = bind_host_port(bind)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
     )
     fatal = app.state.get("fatal")
+    if isinstance(fatal, FatalExit):
+        fatal.stop = lambda: setattr(server, "should_exit", True)
+    server.run()
     if isinstance(fatal, FatalExit) and fatal.code:
         print(f"error: {fatal.reason}; exiting with status {fatal.code}", file=sys.stderr)
         return fatal.code
