@@ -1,8 +1,10 @@
-"""llama-orch's durable state: the model catalog and the artifact store.
+"""llama-orch's durable state: the model catalog, the artifact store and the admission journal.
 
-Both are SQLite databases in WAL mode; artifacts are also content-addressed
+All are SQLite databases in WAL mode; artifacts are also content-addressed
 files written atomically, so a restart loses no acknowledged entry or
-artifact. Every method blocks: services call them from worker threads.
+artifact. The catalog's and artifact store's methods block: services call them
+from worker threads. The admission journal's writes only enqueue, and its own
+writer thread commits them (CAT-1071).
 """
 
 from ._artifacts import DEFAULT_MAX_ARTIFACT_BYTES, INDEX_FILE, ArtifactStore
@@ -12,25 +14,34 @@ from ._errors import (
     ArtifactCorruptError,
     ArtifactTooLargeError,
     InvalidArtifactError,
+    JournalOverflowError,
     ModelExistsError,
     SchemaTooNewError,
     StoreError,
     UnknownArtifactError,
     UnknownModelError,
 )
+from ._journal import DEFAULT_MAX_PENDING, JournalStats, TaskJournal
+from ._journal_sql import JournaledFrame, JournaledTask
 
 __all__ = [
     "CATALOG_FILE",
     "DEFAULT_MAX_ARTIFACT_BYTES",
+    "DEFAULT_MAX_PENDING",
     "INDEX_FILE",
     "ArtifactCorruptError",
     "ArtifactStore",
     "ArtifactTooLargeError",
     "CatalogStore",
     "InvalidArtifactError",
+    "JournalOverflowError",
+    "JournalStats",
+    "JournaledFrame",
+    "JournaledTask",
     "ModelExistsError",
     "SchemaTooNewError",
     "StoreError",
+    "TaskJournal",
     "UnknownArtifactError",
     "UnknownModelError",
     "canonical_json",

@@ -14,30 +14,41 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 from ._errors import SchemaTooNewError, StoreError
 
 BUSY_TIMEOUT_S = 10.0
 
 Migration = Sequence[str]
+Synchronous = Literal["FULL", "NORMAL"]
 
 
 class Database:
     """A SQLite file opened in WAL mode and migrated to the newest schema this code knows."""
 
-    def __init__(self, path: Path, migrations: Sequence[Migration]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        migrations: Sequence[Migration],
+        *,
+        synchronous: Synchronous = "FULL",
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
         )
         try:
             mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StoreError(f"{path}: SQLite refused WAL mode (journal_mode is {mode})")
-            # FULL: a commit is on disk before the method returns, so an acknowledged write survives.
-            self._conn.execute("PRAGMA synchronous=FULL")
+            # FULL (the stores): a commit is on disk before the method returns, so an acknowledged
+            # write survives power loss. NORMAL (the admission journal, CAT-1070): a commit survives
+            # the process being killed, and a power loss may lose the last commits.
+            self._conn.execute(f"PRAGMA synchronous={synchronous}")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._migrate(migrations)
         except BaseException:

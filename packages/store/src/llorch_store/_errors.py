@@ -38,3 +38,13 @@ class ArtifactTooLargeError(InvalidArtifactError):
 
 class ArtifactCorruptError(StoreError):
     """An artifact's file is missing or no longer matches its digest (CAT-1045)."""
+
+
+class JournalOverflowError(StoreError):
+    """More writes are waiting for the journal's writer thread than its bound allows (CAT-1076)."""
+
+    def __init__(self, max_pending: int) -> None:
+        super().__init__(
+            f"the admission journal has {max_pending} writes waiting; its writer thread cannot keep up"
+        )
+        self.max_pending = max_pending
