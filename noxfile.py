@@ -58,13 +58,22 @@ def spec_check(session: nox.Session) -> None:
     _tool(session, "python", "codegen/spec_extract.py", "--check")
 
 
+CHAOS = "harness/chaos"
+
+
 @nox.session
 def unit(session: nox.Session) -> None:
-    """The pytest suite (packages, services, harness, codegen)."""
-    _tool(session, "pytest", "-q", *session.posargs)
+    """The pytest suite (packages, services, harness, codegen), the chaos suite aside."""
+    _tool(session, "pytest", "-q", f"--ignore={CHAOS}", *session.posargs)
 
 
-GATES = [lint, types, regen_check, spec_check, unit]
+@nox.session
+def chaos(session: nox.Session) -> None:
+    """Faults against the real stack as separate processes, one invariant checker after each (ORCH-3440)."""
+    _tool(session, "pytest", "-q", CHAOS, *session.posargs)
+
+
+GATES = [lint, types, regen_check, spec_check, unit, chaos]
 
 
 @nox.session

@@ -1,0 +1,32 @@
+"""Small steps the scenarios share: start streams, wait for tokens, report violations."""
+
+from __future__ import annotations
+
+from harness.chaos._recorder import Recorder, TaskRecord
+from harness.chaos._stack import ChaosStack
+
+LONG_TOKENS = 1200
+SHORT_TOKENS = 16
+TOKENS_BOUND_S = 30.0
+
+
+async def submit_all(
+    recorder: Recorder, count: int, max_tokens: int, first_seed: int = 1
+) -> list[TaskRecord]:
+    """Submit `count` tasks; every one must be admitted (the scenario sized the queue for them)."""
+    records = []
+    for n in range(count):
+        submission = await recorder.submit(max_tokens, seed=first_seed + n)
+        assert submission.record is not None, f"task {n} refused: {submission.status} {submission.error_code}"
+        records.append(submission.record)
+    return records
+
+
+async def until_streaming(recorder: Recorder, records: list[TaskRecord], tokens: int = 3) -> None:
+    """Until each of `records` has streamed at least `tokens` tokens."""
+    await recorder.wait_for(lambda: all(r.tokens >= tokens for r in records), TOKENS_BOUND_S)
+
+
+def verdict(stack: ChaosStack, problems: list[str]) -> str:
+    """The assertion message: each violation on its own line, then where the daemons' logs are."""
+    return "\n".join([*problems, f"logs: {stack.orchestratord.log} {stack.pool_managerd.log}"])

@@ -1,0 +1,67 @@
+"""Scenario 1: SIGKILL of a replica's llama-server mid-stream, three times (ORCH-3443).
+
+Each round: two long tasks stream on the replica's two slots, four short ones wait in the
+queue; the engine is SIGKILLed once both streams have tokens. The streams that had tokens must
+end with a retriable WORKER_RESET, the queued tasks must run, and the pool must be Ready again.
+
+On the code at 33ce483 (before issue 7's fixes) this scenario failed: <filled in below>.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+
+import pytest
+
+from harness.chaos._invariants import Expectations, check_invariants
+from harness.chaos._recorder import Recorder
+from harness.chaos._scenario import LONG_TOKENS, SHORT_TOKENS, submit_all, until_streaming, verdict
+from harness.chaos._stack import MODEL_REF, ChaosStack, StackShape, rss_kb
+
+ROUNDS = 3
+READY_AGAIN_S = 60.0
+
+
+@pytest.mark.req("ORCH-3440")
+@pytest.mark.req("ORCH-3441")
+@pytest.mark.req("ORCH-3443")
+@pytest.mark.req("ORCH-3442")
+async def test_engine_sigkill_mid_stream_three_times(start_stack: Callable[[StackShape], ChaosStack]) -> None:
+    stack = start_stack(StackShape(replicas=1, slots_per_replica=2, queue_capacity=8))
+    rss_before = rss_kb(stack.orchestratord.pid)
+    ready_again_s: list[float] = []
+    async with Recorder(stack.orchestratord_url, MODEL_REF) as recorder:
+        streaming, queued = [], []
+        for round_no in range(ROUNDS):
+            running = await submit_all(recorder, 2, LONG_TOKENS, first_seed=100 * round_no)
+            waiting = await submit_all(recorder, 4, SHORT_TOKENS, first_seed=100 * round_no + 10)
+            await until_streaming(recorder, running)
+            killed_at = time.monotonic()
+            os.kill(stack.engine_pid(), signal.SIGKILL)
+            streaming += running
+            queued += waiting
+            stack.wait_ready(READY_AGAIN_S)
+            ready_again_s.append(time.monotonic() - killed_at)
+        problems = await check_invariants(stack, recorder, Expectations(rss_before_kb=rss_before))
+        for record in streaming:
+            if record.outcome == "end:length":
+                continue  # it finished before the kill landed; nothing to reset
+            terminal = record.terminal
+            if (
+                terminal is None
+                or record.outcome != "error:WORKER_RESET"
+                or terminal.data.get("retriable") is not True
+            ):
+                problems.append(
+                    f"streamed tokens, then the engine died; want retriable WORKER_RESET: {record.summary()}"
+                )
+        problems += [
+            f"queued behind the killed streams; want it run: {r.summary()}"
+            for r in queued
+            if r.outcome != "end:length"
+        ]
+    print(f"ready again after each kill (s): {[round(s, 1) for s in ready_again_s]}")
+    assert not problems, verdict(stack, problems)

@@ -1,0 +1,62 @@
+"""Scenario 5: a replica fails before its first token while the queue is full (ORCH-3447).
+
+The engine is frozen (SIGSTOP) so two tasks are dispatched to it and get no token; four more
+fill the queue (capacity 4) and a fifth is refused with 429. Then the frozen engine is
+SIGKILLed: the two dispatched tasks cannot go back into the full queue. They must end with a
+retriable error or run again; the queued tasks must run; dispatch must go on for new tasks.
+
+On the code at 33ce483 (before issue 7's fixes) this scenario failed: <filled in below>.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Callable
+
+import pytest
+
+from harness.chaos._invariants import Expectations, check_invariants
+from harness.chaos._recorder import Recorder
+from harness.chaos._scenario import SHORT_TOKENS, submit_all, verdict
+from harness.chaos._stack import MODEL_REF, ChaosStack, StackShape, rss_kb
+
+DISPATCH_BOUND_S = 10.0
+
+
+@pytest.mark.req("ORCH-3447")
+@pytest.mark.req("ORCH-3442")
+async def test_replica_fails_while_the_queue_is_full(start_stack: Callable[[StackShape], ChaosStack]) -> None:
+    stack = start_stack(StackShape(replicas=1, slots_per_replica=2, queue_capacity=4))
+    rss_before = rss_kb(stack.orchestratord.pid)
+    engine = stack.engine_pid()
+    async with Recorder(stack.orchestratord_url, MODEL_REF) as recorder:
+        os.kill(engine, signal.SIGSTOP)
+        try:
+            dispatched = await submit_all(recorder, 2, SHORT_TOKENS)
+            for _ in range(int(DISPATCH_BOUND_S / 0.05)):
+                if (await asyncio.to_thread(stack.orchestratord_pool))["slots_free"] == 0:
+                    break
+                await asyncio.sleep(0.05)
+            queued = await submit_all(recorder, 4, SHORT_TOKENS, first_seed=10)
+            refused = await recorder.submit(SHORT_TOKENS, seed=20)
+            assert refused.status == 429, f"queue not full: {refused.status} {refused.error_code}"
+        finally:
+            os.kill(engine, signal.SIGKILL)
+        stack.wait_ready()
+        problems = await check_invariants(stack, recorder, Expectations(rss_before_kb=rss_before))
+        for record in dispatched:
+            terminal = record.terminal
+            if record.outcome != "end:length" and (
+                terminal is None or terminal.data.get("retriable") is not True
+            ):
+                problems.append(
+                    f"dispatched to the failed replica; want it run or a retriable error: {record.summary()}"
+                )
+        problems += [
+            f"queued while the replica failed; want it run: {r.summary()}"
+            for r in queued
+            if r.outcome != "end:length"
+        ]
+    assert not problems, verdict(stack, problems)
