@@ -37,6 +37,19 @@ class JournalStats:
     failed: bool
 
 
+class _Marker(threading.Event):
+    """A point in the write order; set once everything enqueued before it is committed (or never will be)."""
+
+    def __init__(self, then: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        self._then = then
+
+    def set(self) -> None:
+        super().set()
+        if self._then is not None:
+            self._then()
+
+
 class TaskJournal:
     """The admission journal in one SQLite file; see the module docstring.
 
@@ -59,7 +72,7 @@ class TaskJournal:
         self._on_failure = on_failure
         self._max_pending = max_pending
         # deque.append and popleft are atomic, so callers and the writer share it without a lock.
-        self._pending: deque[Op | threading.Event] = deque()
+        self._pending: deque[Op | _Marker] = deque()
         self._wake = threading.Event()
         # Writes are taken while open and not failed; `_closing` is set by close(), `_closed` after it.
         self._failed = self._closing = self._closed = False
@@ -77,7 +90,14 @@ class TaskJournal:
 
     def frame(self, task_id: str, index: int, event: str, plain: bytes, verbose: bytes | None) -> None:
         """Record one frame of a task's event log (`verbose` None when it equals `plain`)."""
-        self._enqueue((FRAME, (task_id, index, event, plain, verbose)))
+        # The hot path (one call per token), so _enqueue's common case is inlined here.
+        pending = self._pending
+        if self._failed or self._closing or len(pending) >= self._max_pending:
+            self._enqueue((FRAME, (task_id, index, event, plain, verbose)))
+            return
+        pending.append((FRAME, (task_id, index, event, plain, verbose)))
+        if not self._wake.is_set():
+            self._wake.set()
 
     def ended(self, task_id: str) -> None:
         """The task reached its terminal frame: its rows are deleted with this commit (CAT-1074)."""
@@ -87,7 +107,7 @@ class TaskJournal:
         """Delete the task's rows, whether or not it ended (CAT-1074)."""
         self._enqueue((DELETE, (task_id,)))
 
-    def _enqueue(self, item: Op | threading.Event) -> None:
+    def _enqueue(self, item: Op | _Marker) -> None:
         if self._failed or self._closing:
             self._dropped += 1
             return
@@ -112,9 +132,21 @@ class TaskJournal:
             if self._closing:
                 self._writer.join(timeout_s)
             return not self._failed and not self._writer.is_alive()
-        marker = threading.Event()
+        marker = _Marker()
         self._enqueue(marker)
         return marker.wait(timeout_s) and not self._failed
+
+    def when_committed(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` from the writer thread once everything enqueued so far is committed.
+
+        Also called when that can no longer happen (the journal failed or closed), so a
+        waiter never hangs; `stats.failed` tells which. Callers on an event loop hand the
+        call back with `loop.call_soon_threadsafe` (OC-CTRL-2120).
+        """
+        if self._failed or self._closing:
+            callback()
+            return
+        self._enqueue(_Marker(callback))
 
     def close(self) -> None:
         """Commit what is pending, stop the writer thread and close the database; idempotent (CAT-1077)."""
@@ -162,12 +194,12 @@ class TaskJournal:
                 self._release_all()
                 return
 
-    def _drain(self) -> list[Op | threading.Event]:
+    def _drain(self) -> list[Op | _Marker]:
         pending = self._pending
         return [pending.popleft() for _ in range(len(pending))]
 
-    def _write(self, batch: list[Op | threading.Event]) -> None:
-        ops = [item for item in batch if not isinstance(item, threading.Event)]
+    def _write(self, batch: list[Op | _Marker]) -> None:
+        ops = [item for item in batch if not isinstance(item, _Marker)]
         try:
             if ops:
                 # One transaction for everything pending: the group commit (CAT-1072).
@@ -181,13 +213,13 @@ class TaskJournal:
             self._fail(exc)
         finally:
             for item in batch:
-                if isinstance(item, threading.Event):
+                if isinstance(item, _Marker):
                     item.set()
 
     def _release_all(self) -> None:
         """Wake every flush still waiting; what they wait for will never be committed."""
         for item in self._drain():
-            if isinstance(item, threading.Event):
+            if isinstance(item, _Marker):
                 item.set()
             else:
                 self._dropped += 1
