@@ -22,7 +22,6 @@ from llorch_contracts.config import (
 
 Problem = tuple[str, str]
 _CONTROL = {chr(c) for c in range(32)} | {chr(127)}
-_LOCAL_MODES = (ProvisioningMode.source, ProvisioningMode.binary, ProvisioningMode.package)
 
 
 def control_characters(raw: Any, path: str = "$") -> Iterator[Problem]:
@@ -56,13 +55,6 @@ def _pool_provisioning(config: LlorchConfig, pool: PoolConfig, at: str) -> Itera
     if pool.engine.kind == EngineKind.mock:
         return
     prov = pool.engine.provisioning
-    if pool.engine.kind != EngineKind.llamacpp and prov.mode in _LOCAL_MODES:
-        # OC-CONFIG-6113: only llama.cpp is built, downloaded or installed here (llorch_provisioning).
-        yield (
-            f"{at}.engine.provisioning.mode",
-            f"engine kind `{pool.engine.kind}` cannot be provisioned in mode `{prov.mode}`: "
-            "only llamacpp is built, downloaded or installed here; run it yourself and use mode `external`",
-        )
     at = f"{at}.engine.provisioning"
     policy = config.policy
     if prov.mode == ProvisioningMode.external and prov.external is UNSET:

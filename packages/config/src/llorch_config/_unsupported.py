@@ -27,14 +27,14 @@ _STEP = re.compile(r"\.([a-z_]+)(\[\])?")
 class Unsupported:
     """One refused key: `path` in schema form (`$.pools[].tensor_split`).
 
-    With `value` unset the key is refused whenever it differs from its schema default (an
-    optional key: whenever it is present); with `value` set, only that value is refused.
+    With `values` empty the key is refused whenever it differs from its schema default (an
+    optional key: whenever it is present); otherwise only those values are refused.
     """
 
     path: str
     reason: str
     issue: int | None
-    value: str | None = None
+    values: tuple[str, ...] = ()
 
     def message(self) -> str:
         where = f"see issue {self.issue}" if self.issue is not None else "no issue plans it yet"
@@ -72,7 +72,18 @@ NOT_SUPPORTED_YET: tuple[Unsupported, ...] = (
         "$.pools[].engine.provisioning.mode",
         "pool-managerd cannot start or supervise a container yet; use source, binary, package or external",
         None,
-        value="container",
+        values=("container",),
+    ),
+    Unsupported(
+        "$.pools[].engine.kind",
+        "orchestratord has adapters for llamacpp and mock engines only",
+        11,
+        values=("vllm", "tgi", "triton", "openai"),
+    ),
+    Unsupported(
+        "$.pools[].engine.version",
+        "nothing compares the version a replica reports with this pin yet; remove the key",
+        None,
     ),
 )
 
@@ -86,8 +97,8 @@ def _default_of(parent: msgspec.Struct, name: str) -> Any:
 
 def _refused(entry: Unsupported, parent: msgspec.Struct, name: str) -> bool:
     value = getattr(parent, name)
-    if entry.value is not None:
-        return str(value) == entry.value
+    if entry.values:
+        return str(value) in entry.values
     return bool(value != _default_of(parent, name))
 
 

@@ -572,7 +572,7 @@ class PoolManagerdConfig(Struct, kw_only=True):
         Annotated[
             int,
             Meta(
-                description='VRAM kept free on each device; a replica whose estimate does not fit with this margin is refused instead of started.',
+                description='Not supported yet (see issue 12): the loader refuses any value but the default, since nothing measures VRAM before a load yet. Planned meaning: VRAM kept free on each device; a replica whose estimate does not fit with this margin is refused instead of started.',
                 ge=0,
                 title='VRAM headroom',
             ),
@@ -849,7 +849,7 @@ class SourceProvisioning(Struct, kw_only=True):
         Annotated[
             GitSource,
             Meta(
-                description='Source tree from git; when present it is used instead of sdist.',
+                description='Not supported yet (no issue plans it yet): the loader refuses the key, and llama.cpp is built only from the pinned sdist. Planned meaning: source tree from git, used instead of sdist.',
                 title='git',
             ),
         ]
@@ -859,7 +859,7 @@ class SourceProvisioning(Struct, kw_only=True):
         Annotated[
             list[CmakeFlag],
             Meta(
-                description='Extra CMake configure arguments. GPU pools get CUDA enabled automatically when the toolkit is found.',
+                description='Not supported yet (see issue 12): the loader refuses a non-empty list, and llama.cpp is built with its default (CPU) options. Planned meaning: extra CMake configure arguments (for example -DGGML_CUDA=ON).',
                 max_length=64,
                 title='CMake flags',
             ),
@@ -998,7 +998,11 @@ class ContainerProvisioning(Struct, kw_only=True):
 class ProvisioningConfig(Struct, kw_only=True):
     mode: (
         Annotated[
-            ProvisioningMode, Meta(description='Provisioning mode.', title='Mode')
+            ProvisioningMode,
+            Meta(
+                description='Provisioning mode. `container` is not supported yet (no issue plans it yet): the loader refuses it, since pool-managerd cannot start or supervise a container.',
+                title='Mode',
+            ),
         ]
     ) = ProvisioningMode.source
     source: (
@@ -1039,13 +1043,19 @@ class ProvisioningConfig(Struct, kw_only=True):
 
 class EngineConfig(Struct, kw_only=True):
     kind: (
-        Annotated[EngineKind, Meta(description='Engine kind.', title='Kind')]
+        Annotated[
+            EngineKind,
+            Meta(
+                description='Engine kind. `vllm`, `tgi`, `triton` and `openai` are not supported yet (see issue 11): the loader refuses them, since orchestratord has adapters for llamacpp and mock only.',
+                title='Kind',
+            ),
+        ]
     ) = EngineKind.llamacpp
     version: (
         Annotated[
             str,
             Meta(
-                description='Engine version the replicas must report; a replica reporting another version is not made Ready. Absent: accept what provisioning produces.',
+                description='Not supported yet (no issue plans it yet): the loader refuses the key, since nothing compares the version a replica reports with the pin. Planned meaning: engine version the replicas must report; a replica reporting another version is not made Ready. Absent: accept what provisioning produces.',
                 pattern='^[!-~]{1,128}$',
                 title='Expected version',
             ),
@@ -1144,7 +1154,7 @@ class PoolConfig(Struct, kw_only=True):
         Annotated[
             list[TensorSplitRatio],
             Meta(
-                description="Ratios for splitting the model across devices, one per entry of devices. Absent: the engine's default.",
+                description="Not supported yet (see issue 12): the loader refuses the key. Planned meaning: ratios for splitting the model across devices, one per entry of devices. Absent: the engine's default.",
                 max_length=64,
                 min_length=1,
                 title='Tensor split',
@@ -1177,7 +1187,7 @@ class PoolConfig(Struct, kw_only=True):
         Annotated[
             bool,
             Meta(
-                description='Start the replicas when pool-managerd starts (otherwise on the first request).',
+                description='Start the replicas when pool-managerd starts. `false` is not supported yet (see issue 12): the loader refuses it, since nothing starts a pool on first demand yet.',
                 title='Preload',
             ),
         ]
