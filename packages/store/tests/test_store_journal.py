@@ -258,3 +258,47 @@ def test_flush_returns_false_while_the_writer_is_held_and_true_once_committed(tm
     assert journal.flush(timeout_s=60)
     assert [t.task_id for t in journal.recover()] == ["t"]
     journal.close()
+
+
+@pytest.mark.req("CAT-1078")
+def test_when_committed_calls_back_from_the_writer_after_the_commit(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = TaskJournal(path, busy_timeout_s=300)
+    called = threading.Event()
+    seen: list[tuple[str, int]] = []
+
+    def callback() -> None:
+        seen.append((threading.current_thread().name, journal.stats.commits))
+        called.set()
+
+    with writer_blocked(path):
+        journal.admitted("t", "p", b"r")
+        journal.when_committed(callback)
+        assert not called.wait(0.2)
+    assert called.wait(60)
+    assert seen == [("journal:j.sqlite3", 1)]
+    journal.close()
+
+
+@pytest.mark.req("CAT-1078")
+def test_a_raising_callback_does_not_stop_the_writer_and_a_failed_journal_calls_back_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = TaskJournal(path, busy_timeout_s=0.05)
+
+    def boom() -> None:
+        raise RuntimeError("the loop is closed")
+
+    with caplog.at_level(logging.ERROR, logger="llorch_store"):
+        journal.when_committed(boom)
+        journal.admitted("t", "p", b"r")
+        assert journal.flush(timeout_s=60)
+    assert any("when_committed callback raised" in r.getMessage() for r in caplog.records)
+    with writer_blocked(path):
+        journal.admitted("u", "p", b"r")
+        assert not journal.flush(timeout_s=60)
+    called = threading.Event()
+    journal.when_committed(called.set)
+    assert called.is_set()
+    journal.close()

@@ -47,7 +47,11 @@ class _Marker(threading.Event):
     def set(self) -> None:
         super().set()
         if self._then is not None:
-            self._then()
+            # A raising callback (say, call_soon_threadsafe on a closed loop) must not end the writer.
+            try:
+                self._then()
+            except Exception:
+                log.exception("an admission journal when_committed callback raised")
 
 
 class TaskJournal:
@@ -109,10 +113,10 @@ class TaskJournal:
 
     def _enqueue(self, item: Op | _Marker) -> None:
         if self._failed or self._closing:
-            self._dropped += 1
+            self._refuse(item)
             return
         if len(self._pending) >= self._max_pending:
-            self._dropped += 1
+            self._refuse(item)
             self._fail(JournalOverflowError(self._max_pending))
             return
         self._pending.append(item)
@@ -156,6 +160,8 @@ class TaskJournal:
             self._closing = True
             self._wake.set()
             self._writer.join()
+            # Whatever raced past the _closing check after the writer's last drain.
+            self._release_all()
             self._db.close()
             self._closed = True
 
@@ -219,10 +225,14 @@ class TaskJournal:
     def _release_all(self) -> None:
         """Wake every flush still waiting; what they wait for will never be committed."""
         for item in self._drain():
-            if isinstance(item, _Marker):
-                item.set()
-            else:
-                self._dropped += 1
+            self._refuse(item)
+
+    def _refuse(self, item: Op | _Marker) -> None:
+        """A write that will never be committed is counted; a marker is set, so no waiter hangs."""
+        if isinstance(item, _Marker):
+            item.set()
+        else:
+            self._dropped += 1
 
     def _fail(self, exc: BaseException) -> None:
         with self._failure_lock:
