@@ -91,8 +91,8 @@ class Dispatcher:
                 self._start(runtime, pool, task, group)
             except Exception as exc:  # end this task, keep dispatching the others (OC-CORE-1160)
                 log.exception("task %s: could not be dispatched", task_id)
-                fail(task, ErrorKind.INTERNAL, f"internal error: {type(exc).__name__}", retriable=True,
-                     retry_after_ms=1000)  # fmt: skip
+                message = f"internal error: {type(exc).__name__}"
+                fail(task, ErrorKind.INTERNAL, message, retriable=True, retry_after_ms=1000)
                 context.finished(task, None)
 
     def _start(self, runtime: PoolRuntime, pool: PoolStatus, task: Task, group: asyncio.TaskGroup) -> None:
@@ -188,8 +188,8 @@ class Dispatcher:
         if self.context.resumable and not task.events.tokens:
             task.state = TaskState.queued  # the journal brings it back after the restart
             return
-        fail(task, ErrorKind.INTERNAL, "orchestratord stopped while the task ran", retriable=True,
-             retry_after_ms=1000)  # fmt: skip
+        message = "orchestratord stopped while the task ran"
+        fail(task, ErrorKind.INTERNAL, message, retriable=True, retry_after_ms=1000)
 
     def _retry(self, runtime: PoolRuntime, task: Task, why: str) -> None:
         """Put a task whose replica failed before its first token back at the head (OC-CORE-1118)."""

@@ -7,7 +7,8 @@ never waits on the disk (OC-CTRL-2120, OC-CTRL-2172).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import msgspec
@@ -27,6 +28,10 @@ class JournalSink(Protocol):
     def ended(self, task_id: str) -> None: ...
 
     def forget(self, task_id: str) -> None: ...
+
+    def when_committed(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (from any thread) once everything written so far is durable."""
+        ...
 
 
 class JournaledFrameLike(Protocol):
@@ -91,3 +96,24 @@ def next_epoch_id(frames: list[tuple[int, Frame]], max_events: int) -> int:
     """
     last = frames[-1][0] if frames else 0
     return (last // max_events + 1) * max_events
+
+
+async def committed(journal: JournalSink, timeout_s: float) -> bool:
+    """Wait until everything journaled so far is durable; False when that took over `timeout_s`."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def resolve() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    def from_writer() -> None:
+        loop.call_soon_threadsafe(resolve)
+
+    journal.when_committed(from_writer)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await done
+    except TimeoutError:
+        return False
+    return True

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from msgspec import UNSET
 
@@ -46,6 +46,7 @@ from ._journaling import (
     AdmissionRecord,
     JournaledTaskLike,
     JournalSink,
+    committed,
     decode_record,
     encode_record,
     journal_hook,
@@ -65,6 +66,8 @@ from ._tasklog import TaskLog
 log = logging.getLogger("llorch.dataplane")
 CANCEL_WAIT_S = 2.0
 SLOT_POLL_S = 0.002
+#: Longest a 202 waits for the group commit holding its admission (OC-CTRL-2120).
+JOURNAL_WAIT_S = 5.0
 #: Suggested retry delay while orchestratord has no current pool view (OC-CTRL-2170).
 NO_VIEW_RETRY_MS = 1000
 
@@ -177,6 +180,11 @@ class Orchestrator:
         self.observer.admitted(task, position, predicted)
         runtime.kick()
         return task
+
+    async def journaled(self) -> None:
+        """Return once every admission so far is durable in the journal (OC-CTRL-2120)."""
+        if self.journal is not None and not await committed(self.journal, JOURNAL_WAIT_S):
+            log.error("the task journal did not commit within %.0f s: admissions may be lost", JOURNAL_WAIT_S)
 
     def _new_task(
         self, request: TaskRequest, task_id: str, runtime: PoolRuntime, caller: tuple[str, str], now: float
@@ -432,7 +440,7 @@ class Orchestrator:
 
     # ------------------------------------------------------------------ restart
 
-    def restore(self, entries: list[JournaledTaskLike]) -> None:
+    def restore(self, entries: Sequence[JournaledTaskLike]) -> None:
         """Rebuild the tasks a previous life left unfinished, in admission order (OC-CTRL-2172).
 
         A task that never streamed a token is queued again and runs; one that did ends with a

@@ -46,13 +46,15 @@ def create_app(
     auth: AuthPolicy | None = None,
     state_dir: Path | None = None,
     on_fatal: Callable[[str], None] | None = None,
+    journal: bool = True,
 ) -> Litestar:
     """Wire orchestratord: the lifespan runs dispatch and follows pool-managerd's pool view.
 
     `auth` decides who may call (default: open, for loopback binds); its token is also sent to
     pool-managerd, never to engines (AUTH-1003). `state_dir` replaces the configured state directory
     and the catalog and artifact roots (tests pass a temporary directory). `on_fatal` is called when
-    a background loop dies (default: shut down and exit non-zero, ORCH-3430).
+    a background loop dies (default: shut down and exit non-zero, ORCH-3430). `journal=False` runs
+    without the durable admission journal (benchmarks measure what it costs).
     """
     fatal = FatalExit()
     auth = auth or AuthPolicy.from_config(config.auth, None, exempt=EXEMPT)
@@ -65,7 +67,7 @@ def create_app(
         if is_local(pool):
             view.put_local(mock_pool_status(pool))
     engines = adapters or {"llamacpp": LlamaCppAdapter(http), "mock": MockAdapter()}
-    stores = Stores.open(config, state_dir, on_failure=on_fatal or fatal)
+    stores = Stores.open(config, state_dir, on_failure=on_fatal or fatal, journal=journal)
     transcripts = TranscriptWriter(stores.artifacts, view)
     observer = ObserverFanOut(DataPlaneTelemetry(metrics), transcripts)
     orchestrator = Orchestrator(config, view, engines, observer=observer, journal=stores.journal)

@@ -104,6 +104,7 @@ class TasksController(Controller):
             task = orchestrator.admit(task_request, correlation_id_of(request.scope), identity_of(request))
         except AdmissionError as exc:
             raise api_error(exc) from exc
+        await orchestrator.journaled()  # the 202 promises the task survives a crash (OC-CTRL-2120)
         return admission_response(task)
 
     @get("/{task_id:str}", sync_to_thread=False)
