@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import stat
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
 from llorch_config import parse_config
-from llorch_contracts.api import PoolState, ReplicaState
+from llorch_contracts.api import BreakerState, PoolState, PoolStatus, ReplicaState
 from llorch_contracts.config import LlorchConfig
-from llorch_pools.testing import StaticPreparer, run_pools, until_pool
+from llorch_pools.testing import RecordingObserver, StaticPreparer, run_pools, until_pool
 from llorch_provisioning import EngineInstall
 
 FAST = (
@@ -96,8 +100,8 @@ async def test_engine_that_exits_leaves_the_pool_unready_with_its_log(tmp_path: 
         assert "boom: cannot load model" in pool.last_error
 
 
-@pytest.mark.req("OC-POOL-3011")
-async def test_restart_storm_marks_the_replica_failed(tmp_path: Path) -> None:
+@pytest.mark.req("OC-POOL-3011", "OC-POOL-3143", "OC-POOL-3145", "OC-POOL-3195")
+async def test_an_engine_that_never_starts_opens_the_breaker(tmp_path: Path) -> None:
     port = free_port()
     crash = script(tmp_path, "crash", "exit 1")
     preparer = StaticPreparer(binary=crash, model=crash)
@@ -105,9 +109,73 @@ async def test_restart_storm_marks_the_replica_failed(tmp_path: Path) -> None:
         pool = await until_pool(
             manager, "p", lambda p: bool(p.replicas) and p.replicas[0].state == ReplicaState.failed
         )
-        assert pool.replicas[0].restarts == 2
-        assert "restart storm" in (pool.replicas[0].last_error or "")
+        replica = pool.replicas[0]
+        assert replica.restarts == 4, "breaker_threshold (5) failed starts: the first start and 4 restarts"
+        assert replica.breaker == BreakerState.open
+        assert "5 failed starts in a row" in (replica.last_error or "")
+        assert "exited with status 1" in (replica.last_error or "")
+        assert isinstance(replica.next_trial_ms, int)
+        # breaker_timeout_ms is 300 s by default: the trial is due about then, in epoch ms.
+        assert 200_000 < replica.next_trial_ms - time.time() * 1000 <= 300_000
         assert pool.state == PoolState.unready
+        assert not pool.ready
+
+
+def kill(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
+
+
+def serving_after(restarts: int) -> Callable[[PoolStatus], bool]:
+    return lambda pool: pool.ready and pool.replicas[0].restarts == restarts
+
+
+@pytest.mark.req("OC-POOL-3142", "OC-POOL-3146", "OC-POOL-3196")
+async def test_killed_llama_server_comes_back_and_backoff_resets_after_stable_readiness(
+    llamacpp: EngineInstall, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = parse_config(
+        "profile: dev\npools:\n  - id: p\n    allow_cpu_inference: true\n    ctx_max: 512\n"
+        "pool_managerd:\n  health_timeout_ms: 30000\n  health_interval_ms: 100\n"
+        "  supervision: {backoff_initial_ms: 200, backoff_max_ms: 5000, backoff_jitter_pct: 0,"
+        " stable_run_ms: 3000}\n"
+        f"  engine_ports: {{start: {port}, end: {port + 20}}}\n"
+    )
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        await anyio.sleep(seconds)
+
+    observer = RecordingObserver()
+    preparer = StaticPreparer(binary=llamacpp.binary_path, model=tiny_model_path)
+    async with run_pools(preparer, tmp_path, config, observer=observer, sleep=sleep) as manager:
+        with manager.registry.watch(maxsize=10_000) as watcher:
+            pids: list[int] = []
+            for restarts, hold_ready_s in enumerate([0.0, 0.0, 4.0]):
+                pool = await until_pool(manager, "p", serving_after(restarts), timeout_s=60)
+                replica = pool.replicas[0]
+                assert isinstance(replica.pid, int)
+                pids.append(replica.pid)
+                # Ready for longer than stable_run_ms (3 s) before the third kill: its backoff starts over.
+                await anyio.sleep(hold_ready_s)
+                kill(replica.pid)
+            pool = await until_pool(manager, "p", serving_after(3), timeout_s=60)
+        replica = pool.replicas[0]
+        assert replica.replica_id == "p-r0"
+        assert replica.pid not in pids
+        assert len(set(pids)) == 3
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{replica.endpoint}/health")).status_code == 200
+    assert delays == [0.2, 0.4, 0.2]
+    assert observer.restart_reasons == ["signal"] * 3
+    seen: list[PoolStatus] = []
+    while not watcher.queue.empty():
+        seen.append(watcher.queue.get_nowait()[1])
+    backoffs = [r for p in seen for r in p.replicas if r.state == ReplicaState.backoff]
+    assert backoffs, "the pool view showed the replica in backoff"
+    assert all("was killed by signal 9" in (r.last_error or "") for r in backoffs)
+    assert any("was killed by signal 9" in (p.last_error or "") for p in seen), "and the pool's cause"
 
 
 async def test_engine_that_never_becomes_healthy_times_out_and_is_killed(tmp_path: Path) -> None:
@@ -166,7 +234,6 @@ def test_engine_dies_with_a_hard_killed_pool_manager(tmp_path: Path) -> None:
     """Even SIGKILL of pool-managerd (no cleanup code runs) leaves no engine behind."""
     import subprocess
     import sys
-    import time
 
     child = tmp_path / "pid"
     launcher = (

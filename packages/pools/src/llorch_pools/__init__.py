@@ -5,7 +5,7 @@ preparation (engine, model, GPU policy) is behind the `Preparer` protocol;
 `PoolManager.drain()` and `PoolManager.reload()` act on one pool while it runs.
 """
 
-from ._backoff import RestartPolicy
+from ._backoff import RestartPolicy, Verdict
 from ._errors import (
     EngineExitedError,
     HealthChecksFailedError,
@@ -16,6 +16,7 @@ from ._errors import (
 )
 from ._health import EngineFacts, read_llamacpp_facts, wait_healthy
 from ._host_preparer import HostPreparer
+from ._incarnation import EngineRunner, IncarnationReports, ReplicaRunner
 from ._launch import device_mask, llamacpp_launch
 from ._manager import PoolManager, initial_status
 from ._observer import NullObserver, SupervisionObserver
@@ -31,9 +32,11 @@ __all__ = [
     "EngineExitedError",
     "EngineFacts",
     "EngineProcess",
+    "EngineRunner",
     "HealthChecksFailedError",
     "HealthTimeoutError",
     "HostPreparer",
+    "IncarnationReports",
     "LaunchSpec",
     "NullObserver",
     "PoolBusyError",
@@ -46,12 +49,14 @@ __all__ = [
     "PreparedEngine",
     "Preparer",
     "ReplicaError",
+    "ReplicaRunner",
     "ReplicaSupervisor",
     "Report",
     "RestartPolicy",
     "StagedModel",
     "SupervisionObserver",
     "SupervisorSettings",
+    "Verdict",
     "Watcher",
     "device_mask",
     "initial_status",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
 import httpx
 
 from llorch_contracts.config import LlorchConfig, SupervisionConfig
@@ -30,7 +31,11 @@ class SupervisorSettings:
     health_interval_s: float
     health_failure_threshold: int
     environ: Mapping[str, str]
+    #: Monotonic seconds; with `sleep` it paces restarts, so a fake pair drives supervision in tests.
     clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep
+    #: Unix seconds, only to publish when an open breaker's trial is due (`next_trial_ms`).
+    wall_clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
     observer: SupervisionObserver = field(default_factory=NullObserver)
 

@@ -1,14 +1,18 @@
-"""Test helpers: a Preparer with a given engine and model (or failure), and pools run in a task group."""
+"""Test helpers: a Preparer with a given engine and model (or failure), pools run in a task group,
+and fakes for supervision (a clock whose sleeps pass at once, a scripted replica runner, an observer
+that records)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import httpx
 from msgspec import UNSET
 
@@ -16,7 +20,11 @@ from llorch_contracts.api import GpuInventory, PoolStatus
 from llorch_contracts.config import LlorchConfig, PoolConfig
 from llorch_provisioning import sha256_file
 
+from ._errors import ReplicaError
+from ._health import EngineFacts
+from ._incarnation import IncarnationReports
 from ._manager import PoolManager
+from ._observer import NullObserver, SupervisionObserver
 from ._preparation import PreparationError, PreparedEngine, Preparer, Report, StagedModel
 from ._settings import SupervisorSettings
 
@@ -68,14 +76,28 @@ class StaticPreparer:
 
 
 @asynccontextmanager
-async def run_pools(preparer: Preparer, tmp_path: Path, config: LlorchConfig) -> AsyncIterator[PoolManager]:
-    """Supervise `config`'s pools until the block ends; every engine is stopped on the way out."""
+async def run_pools(
+    preparer: Preparer,
+    tmp_path: Path,
+    config: LlorchConfig,
+    observer: SupervisionObserver | None = None,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+) -> AsyncIterator[PoolManager]:
+    """Supervise `config`'s pools until the block ends; every engine is stopped on the way out.
+
+    `sleep` paces restarts (wrap `anyio.sleep` to see the delays supervision asked for).
+    """
     async with httpx.AsyncClient() as http:
         environ = {"PATH": os.environ.get("PATH", "")}
         settings = SupervisorSettings.from_config(
-            config, preparer=preparer, http=http, environ=environ, runtime_dir=tmp_path / "runtime"
+            config,
+            preparer=preparer,
+            http=http,
+            environ=environ,
+            runtime_dir=tmp_path / "runtime",
+            observer=observer,
         )
-        manager = PoolManager(config, settings)
+        manager = PoolManager(config, dataclasses.replace(settings, sleep=sleep))
         async with anyio.create_task_group() as group:
             await group.start(manager.run)
             yield manager
@@ -93,3 +115,80 @@ async def until_pool(
             if check(pool):
                 return pool
             await anyio.sleep(0.02)
+
+
+@dataclass
+class FakeClock:
+    """Monotonic and wall time that only `sleep` and `advance` move; `sleeps` records every `sleep`."""
+
+    now: float = 1000.0
+    #: Added to `now` for the wall clock (Unix seconds).
+    epoch: float = 1_700_000_000.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return self.epoch + self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        await self.advance(seconds)
+
+    async def advance(self, seconds: float) -> None:
+        """Let time pass without recording it as a sleep (what a fake engine spends)."""
+        self.now += seconds
+        await anyio.lowlevel.checkpoint()
+
+
+@dataclass(frozen=True)
+class Run:
+    """One scripted incarnation: start for `start_s`, be Ready for `ready_s` (None: never), then fail."""
+
+    ready_s: float | None
+    error: Exception = field(default_factory=lambda: ReplicaError("scripted failure"))
+    start_s: float = 0.5
+
+
+@dataclass
+class ScriptedRunner:
+    """A `ReplicaRunner` that plays `runs` in order on a `FakeClock`, then serves until cancelled."""
+
+    clock: FakeClock
+    runs: list[Run]
+    facts: EngineFacts = field(
+        default_factory=lambda: EngineFacts(
+            engine_version="llamacpp:b1-cpu", ctx_max=512, slots_total=1, slots_free=1
+        )
+    )
+    #: `clock.now` when each incarnation began.
+    started_at: list[float] = field(default_factory=list)
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+    async def serve(self, reports: IncarnationReports) -> None:
+        index = len(self.started_at)
+        self.started_at.append(self.clock.now)
+        reports.starting(f"http://127.0.0.1:{20000 + index}", 40000 + index)
+        if index >= len(self.runs):
+            reports.ready(self.facts)
+            self.done.set()
+            await anyio.sleep_forever()
+        run = self.runs[index]
+        await self.clock.advance(run.start_s)
+        if run.ready_s is not None:
+            reports.ready(self.facts)
+            await self.clock.advance(run.ready_s)
+        raise run.error
+
+
+@dataclass
+class RecordingObserver(NullObserver):
+    """A `SupervisionObserver` that keeps the `reason` of every restart."""
+
+    restart_reasons: list[str] = field(default_factory=list)
+
+    def restarted(
+        self, *, engine: str, engine_version: str, pool_id: str, replica_id: str, reason: str
+    ) -> None:
+        self.restart_reasons.append(reason)
