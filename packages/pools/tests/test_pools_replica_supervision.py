@@ -15,7 +15,7 @@ import pytest
 from msgspec import UNSET
 
 from llorch_config import parse_config
-from llorch_contracts.api import BreakerState, ReplicaState, ReplicaStatus
+from llorch_contracts.api import BreakerState, PoolStatus, ReplicaState, ReplicaStatus
 from llorch_contracts.config import PoolConfig, SupervisionConfig
 from llorch_pools import (
     EngineExitedError,
@@ -44,13 +44,13 @@ class Supervised:
 
 @asynccontextmanager
 async def supervise(
-    runs: list[Run], supervision: SupervisionConfig | None = None
+    runs: list[Run], registry: PoolRegistry | None = None, supervision: SupervisionConfig | None = None
 ) -> AsyncIterator[Supervised]:
     """Run one replica supervisor until the script is played and the replica serves again."""
     clock = FakeClock()
     runner = ScriptedRunner(clock, runs)
     observer = RecordingObserver()
-    registry = PoolRegistry([initial_status(POOL)])
+    registry = registry or PoolRegistry([initial_status(POOL)])
     async with httpx.AsyncClient() as http:
         settings = SupervisorSettings(
             preparer=StaticPreparer(binary=None, model=Path("/x")),
@@ -168,3 +168,29 @@ async def test_an_unexpected_error_is_logged_and_is_a_failure_of_the_replica(
             assert s.history[-1].state is ReplicaState.ready
             assert s.history[-1].restarts == 1
     assert any(r.exc_info and isinstance(r.exc_info[1], RuntimeError) for r in caplog.records)
+
+
+class FailingOnceRegistry(PoolRegistry):
+    """A registry whose first attempt to record a backoff fails, as a bug in bookkeeping would."""
+
+    failed = False
+
+    def put_replica(self, pool_id: str, replica: ReplicaStatus) -> PoolStatus:
+        if replica.state is ReplicaState.backoff and not self.failed:
+            self.failed = True
+            raise RuntimeError("bug in bookkeeping")
+        return super().put_replica(pool_id, replica)
+
+
+@pytest.mark.req("OC-POOL-3197")
+async def test_a_bug_in_bookkeeping_is_logged_and_supervision_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = FailingOnceRegistry([initial_status(POOL)])
+    with caplog.at_level(logging.ERROR, logger="llorch.pools"):
+        async with supervise([Run(ready_s=1, error=KILLED)], registry=registry) as s:
+            assert registry.failed
+            assert s.clock.sleeps == [60], "it waits backoff_max_ms, then starts the replica again"
+            assert s.history[-1].state is ReplicaState.ready
+            assert len(s.runner.started_at) == 2
+    assert any(r.exc_info and "bug in bookkeeping" in str(r.exc_info[1]) for r in caplog.records)

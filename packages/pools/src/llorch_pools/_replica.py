@@ -82,18 +82,28 @@ class ReplicaSupervisor:
     async def run(self) -> None:
         """Serve; after each failure wait as the policy says (backoff or open breaker), then start again."""
         while True:
-            error, reason = await self._incarnation()
-            verdict = self.policy.failed(self._now_ms())
-            log.warning("pool %s replica %s failed (%s): %s", self.pool.id, self.replica_id, reason, error)
-            await self._wait(verdict, error)
-            self.restarts += 1
-            self.settings.observer.restarted(
-                engine=self.engine_kind,
-                engine_version=self.engine_version or "unknown",
-                pool_id=self.pool.id,
-                replica_id=self.replica_id,
-                reason=reason,
-            )
+            try:
+                await self._cycle()
+            except Exception:
+                # Even a bug in the bookkeeping below must not end supervision of this replica, nor
+                # take its pool's other replicas down with the task group (OC-POOL-3197).
+                log.exception("pool %s replica %s: supervision failed", self.pool.id, self.replica_id)
+                await self.settings.sleep(self.settings.supervision.backoff_max_ms / 1000)
+
+    async def _cycle(self) -> None:
+        """One incarnation, its failure, the wait the policy asks for, and the restart count."""
+        error, reason = await self._incarnation()
+        verdict = self.policy.failed(self._now_ms())
+        log.warning("pool %s replica %s failed (%s): %s", self.pool.id, self.replica_id, reason, error)
+        await self._wait(verdict, error)
+        self.restarts += 1
+        self.settings.observer.restarted(
+            engine=self.engine_kind,
+            engine_version=self.engine_version or "unknown",
+            pool_id=self.pool.id,
+            replica_id=self.replica_id,
+            reason=reason,
+        )
 
     async def _incarnation(self) -> tuple[str, str]:
         """Run one incarnation to its end: the operator-facing error and the restart `reason`."""
