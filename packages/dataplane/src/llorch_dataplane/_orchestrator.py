@@ -454,6 +454,8 @@ class Orchestrator:
                 log.exception("task %s: could not be restored from the journal", entry.task_id)
                 if self.journal is not None:
                     self.journal.ended(entry.task_id)
+        for runtime in self.runtimes.values():
+            self._refresh_waiting(runtime, now)  # positions and predictions, as at admission
         self._kick_all()
 
     def _restore_one(self, entry: JournaledTaskLike, now: float) -> None:

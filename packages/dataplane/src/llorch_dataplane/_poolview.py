@@ -102,7 +102,6 @@ async def follow_pool_manager(view: PoolView, http: httpx.AsyncClient, base_url:
                 "GET", f"{base_url}/v2/watch/pools", timeout=httpx.Timeout(10.0, read=None)
             ) as r:
                 r.raise_for_status()
-                delay = RECONNECT_MIN_S
                 event = ""
                 async for line in r.aiter_lines():
                     if line.startswith("event:"):
@@ -111,6 +110,7 @@ async def follow_pool_manager(view: PoolView, http: httpx.AsyncClient, base_url:
                         data = line[5:].strip().encode()
                         if event == "snapshot":
                             view.apply_snapshot(_snapshot.decode(data).pools)
+                            delay = RECONNECT_MIN_S  # a feed that delivers resets the backoff
                         elif event == "pool":
                             view.apply_change(_pool.decode(data))
             view.lose_feed("pool-managerd closed the watch stream")

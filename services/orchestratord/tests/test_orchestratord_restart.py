@@ -1,0 +1,194 @@
+"""Admitted tasks survive a restart of orchestratord: the journal in state_dir brings them back.
+
+pool-managerd is replaced by a tiny watch-stream server whose pool the test
+sets, so tasks can be left queued (the pool still preparing) and then run
+(the pool Ready, its replica served by the mock engine) in the next life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import msgspec
+import pytest
+from litestar import Litestar, get
+from litestar.response import Stream
+
+from llorch_adapters import MockAdapter, MockScript
+from llorch_config import parse_config
+from llorch_contracts.api import (
+    EngineKind,
+    PoolState,
+    PoolStatus,
+    PoolWatchSnapshot,
+    Preparation,
+    ReplicaState,
+    ReplicaStatus,
+)
+from llorch_testkit import free_port, parse_sse, serving
+from orchestratord import create_app
+
+MAX_EVENTS = 1024
+T = TypeVar("T")
+
+
+def _pool(ready: bool) -> PoolStatus:
+    replicas = [
+        ReplicaStatus(
+            replica_id="p-r0",
+            endpoint="http://127.0.0.1:9/r0",
+            engine=EngineKind.llamacpp,
+            engine_version="mock:1",
+            model_ref="m",
+            model_digest=None,
+            ctx_max=4096,
+            slots_total=1,
+            slots_free=1,
+            device_mask="cpu",
+            state=ReplicaState.ready,
+            last_error=None,
+            restarts=0,
+        )
+    ]
+    return PoolStatus(
+        pool_id="p",
+        engine=EngineKind.llamacpp,
+        model_ref="m",
+        model_digest=None,
+        live=True,
+        ready=ready,
+        draining=False,
+        state=PoolState.ready if ready else PoolState.provisioning,
+        last_error=None,
+        preparation=Preparation(steps=[]),
+        replicas=replicas if ready else [],
+    )
+
+
+class FakePoolManager:
+    """Serves `GET /v2/watch/pools`: one snapshot of `self.pool`, then an open, idle stream."""
+
+    def __init__(self) -> None:
+        self.pool = _pool(ready=False)
+
+    def app(self) -> Litestar:
+        @get("/v2/watch/pools", sync_to_thread=False)
+        def watch() -> Stream:
+            snapshot = msgspec.json.encode(PoolWatchSnapshot(pools=[self.pool]))
+
+            async def events() -> AsyncIterator[bytes]:
+                yield b"event: snapshot\ndata: " + snapshot + b"\n\n"
+                await asyncio.sleep(3600)
+
+            return Stream(events(), media_type="text/event-stream")
+
+        return Litestar([watch])
+
+
+def _config_yaml(pool_managerd: str, port: int | None = None, state_dir: Path | None = None) -> str:
+    orchestratord = f"orchestratord:\n  pool_managerd_url: {pool_managerd}\n"
+    orchestratord += f"  sse: {{max_events_per_task: {MAX_EVENTS}}}\n"
+    if port is not None:
+        orchestratord += f"  bind: 127.0.0.1:{port}\n  state_dir: {state_dir}\n"
+    pools = "pools:\n  - id: p\n    allow_cpu_inference: true\n    model: {ref: m}\n"
+    return "profile: dev\n" + orchestratord + pools
+
+
+@contextmanager
+def _orchestratord(pool_managerd: str, state_dir: Path) -> Iterator[httpx.Client]:
+    app = create_app(
+        parse_config(_config_yaml(pool_managerd)),
+        adapters={"llamacpp": MockAdapter(MockScript(first_token_delay_s=0.01))},
+        state_dir=state_dir,
+    )
+    with serving(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        yield client
+
+
+def _admit(client: httpx.Client, deadline_s: float = 20) -> str:
+    deadline = time.monotonic() + deadline_s
+    while True:
+        answer = client.post("/v2/tasks", json={"model_ref": "m", "prompt": "hello there", "max_tokens": 4})
+        if answer.status_code == 202:
+            return str(answer.json()["task_id"])
+        assert answer.status_code == 503, answer.text  # OC-CTRL-2170: no pool view yet
+        assert time.monotonic() < deadline, "the pool view never arrived"
+        time.sleep(0.05)
+
+
+@pytest.mark.req("OC-CTRL-2172", "OC-CTRL-2173", "OC-CTRL-2174")
+def test_queued_tasks_come_back_after_a_restart_in_order_and_run(tmp_path: Path) -> None:
+    fake = FakePoolManager()
+    with serving(fake.app()) as pool_managerd:
+        with _orchestratord(pool_managerd, tmp_path) as client:
+            ids = [_admit(client) for _ in range(3)]
+            assert [client.get(f"/v2/tasks/{i}").json()["state"] for i in ids] == ["queued"] * 3
+        fake.pool = _pool(ready=True)
+        with _orchestratord(pool_managerd, tmp_path) as client:
+            # A client that had read `started` (id 0) before the restart resumes after it.
+            resumed = parse_sse(client.get(f"/v2/tasks/{ids[0]}/events", headers={"Last-Event-ID": "0"}).text)
+            for task_id in ids[1:]:
+                parse_sse(client.get(f"/v2/tasks/{task_id}/events").text)
+            statuses = [client.get(f"/v2/tasks/{i}").json() for i in ids]
+    assert [s["state"] for s in statuses] == ["completed"] * 3
+    started = [s["timestamps"]["started_ms"] for s in statuses]
+    assert started == sorted(started), "restored tasks run in their admission order"
+    assert [e.event for e in resumed][-1] == "end"
+    assert "started" not in [e.event for e in resumed], "nothing before Last-Event-ID is repeated"
+    ids_after = [int(e.id) for e in resumed]
+    assert ids_after == sorted(ids_after)
+    assert min(ids_after) >= MAX_EVENTS, "events of the new life never reuse an id of the old one"
+    assert sum(e.event == "token" for e in resumed) == 4
+
+
+@pytest.mark.req("OC-CTRL-2120", "OC-CTRL-2172")
+def test_an_acknowledged_admission_survives_sigkill(tmp_path: Path) -> None:
+    fake = FakePoolManager()
+    with serving(fake.app()) as pool_managerd:
+        port = free_port()
+        config = tmp_path / "llorch.yaml"
+        config.write_text(_config_yaml(pool_managerd, port, tmp_path / "state"))
+        base = f"http://127.0.0.1:{port}"
+        ids = _run_then(config, base, lambda client: [_admit(client) for _ in range(5)], signal.SIGKILL)
+        states = _run_then(
+            config, base, lambda client: [client.get(f"/v2/tasks/{i}").json() for i in ids], signal.SIGTERM
+        )
+    assert [s["task_id"] for s in states] == ids
+    assert [s["state"] for s in states] == ["queued"] * 5
+    assert [s["queue_position"] for s in states] == [0, 1, 2, 3, 4]
+
+
+def _run_then(config: Path, base: str, work: Callable[[httpx.Client], T], stop: signal.Signals) -> T:
+    """Start orchestratord, do `work` against it, then stop it with `stop`."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "orchestratord", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/metrics", timeout=1)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, "orchestratord exited"
+                assert time.monotonic() < deadline, "orchestratord did not start"
+                time.sleep(0.05)
+        with httpx.Client(base_url=base, timeout=10) as client:
+            result = work(client)
+        server.send_signal(stop)
+        server.wait(timeout=20)
+        return result
+    finally:
+        server.kill()
+        server.wait()
