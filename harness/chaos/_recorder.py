@@ -138,11 +138,11 @@ class Recorder:
             await asyncio.wait(pending, timeout=bound_s)
         return time.monotonic() - started
 
-    async def wait_for(self, predicate: Any, bound_s: float) -> None:
-        """Poll `predicate()` (on the records) until true or the bound passes."""
+    async def wait_for(self, predicate: Any, bound_s: float, why: Any = list) -> None:
+        """Poll `predicate()` (on the records) until true or the bound passes; `why()` explains a miss."""
         deadline = time.monotonic() + bound_s
         while not predicate():
-            assert time.monotonic() < deadline, "scenario precondition not reached in time"
+            assert time.monotonic() < deadline, f"scenario precondition not reached in {bound_s:g}s: {why()}"
             await asyncio.sleep(0.01)
 
     async def _follow(self, record: TaskRecord) -> None:

@@ -23,8 +23,12 @@ async def submit_all(
 
 
 async def until_streaming(recorder: Recorder, records: list[TaskRecord], tokens: int = 3) -> None:
-    """Until each of `records` has streamed at least `tokens` tokens."""
-    await recorder.wait_for(lambda: all(r.tokens >= tokens for r in records), TOKENS_BOUND_S)
+    """Until each of `records` has streamed `tokens` tokens, or ended (the tiny model may stop early)."""
+    await recorder.wait_for(
+        lambda: all(r.tokens >= tokens or r.terminal is not None for r in records),
+        TOKENS_BOUND_S,
+        why=lambda: [r.summary() for r in records],
+    )
 
 
 def verdict(stack: ChaosStack, problems: list[str]) -> str:

@@ -6,7 +6,9 @@ replicas are stopped, the pool is `stopped`). It stays stopped longer than
 the reload (OC-CORE-1164); then the pool is reloaded on the same model, is Ready again, and new
 tasks run. None may hang.
 
-On the code at 33ce483 (before issue 7's fixes) this scenario failed: <filled in below>.
+On the code at 33ce483 (before issue 7's fixes) this scenario failed (run with the default
+grace, as that code has no `pool_unavailable_ms` key): the 4 queued tasks were still open
+(`started, metrics, metrics, metrics`, keepalives only) after the pool had been stopped for 4 s.
 """
 
 from __future__ import annotations

@@ -5,7 +5,10 @@ fill the queue (capacity 4) and a fifth is refused with 429. Then the frozen eng
 SIGKILLed: the two dispatched tasks cannot go back into the full queue. They must end with a
 retriable error or run again; the queued tasks must run; dispatch must go on for new tasks.
 
-On the code at 33ce483 (before issue 7's fixes) this scenario failed: <filled in below>.
+On the code at 33ce483 (before issue 7's fixes) this scenario failed: after the kill no task
+ever ended (the 2 dispatched ones stopped at `started, metrics`, the 4 queued at `started`),
+orchestratord showed slots_free 2/2 with queue_depth 4 on a Ready pool for good, and a new
+task got 429 ADMISSION_REJECT: the requeue raised QueueFullError and dispatch stopped.
 """
 
 from __future__ import annotations

@@ -6,7 +6,11 @@ retriable error, the queued tasks with `POOL_UNAVAILABLE` (OC-CORE-1164), and ad
 answer 503 while there is no pool view (OC-CTRL-2170). Then it starts again: the pool is Ready
 and new tasks run. Nothing may hang.
 
-On the code at 33ce483 (before issue 7's fixes) this scenario failed: <filled in below>.
+On the code at 33ce483 (before issue 7's fixes) this scenario failed (run with the default
+grace, as that code has no `pool_unavailable_ms` key): a task submitted while pool-managerd was
+down got 202 instead of 503; the 4 queued tasks ended REPLICA_EXHAUSTED (not POOL_UNAVAILABLE);
+and the first task submitted after pool-managerd was Ready again ended REPLICA_EXHAUSTED
+(events `started, metrics, metrics, error`) instead of running.
 """
 
 from __future__ import annotations
