@@ -31,7 +31,7 @@ logging: {{level: {log_level}}}
 """
 
 
-def orchestratord_app(max_tokens_limit: int, log_level: str) -> object:
+def orchestratord_app(max_tokens_limit: int, log_level: str, journal: bool = True) -> object:
     from llorch_adapters import MockAdapter, MockScript
     from llorch_config import parse_config
     from llorch_contracts.config import LogFormat
@@ -47,7 +47,8 @@ def orchestratord_app(max_tokens_limit: int, log_level: str) -> object:
     configure_logging("orchestratord", json_lines=json_lines, level=str(config.logging.level))
     # Catalog and artifacts of a benchmark run go to a throwaway directory, never the user's state.
     state_dir = Path(tempfile.mkdtemp(prefix="llorch-bench-"))
-    return create_app(config, adapters={"mock": MockAdapter(MockScript(fast=True))}, state_dir=state_dir)
+    adapters = {"mock": MockAdapter(MockScript(fast=True))}
+    return create_app(config, adapters=adapters, state_dir=state_dir, journal=journal)
 
 
 def engine_app() -> object:
@@ -70,10 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--log-level", default="info", help="orchestratord's logging.level (production: info)"
     )
+    parser.add_argument(
+        "--no-journal", action="store_true", help="orchestratord without its admission journal (a baseline)"
+    )
     parser.add_argument("--profile", type=Path, help="write cProfile stats of the serving loop here on exit")
     args = parser.parse_args(argv)
     app = (
-        orchestratord_app(args.max_tokens_limit, args.log_level)
+        orchestratord_app(args.max_tokens_limit, args.log_level, journal=not args.no_journal)
         if args.server == "orchestratord"
         else engine_app()
     )

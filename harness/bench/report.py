@@ -118,6 +118,8 @@ def table(result: dict[str, Any]) -> str:
         ("  of which POST -> 202", "orchestratord_post"),
         ("  of which GET events -> first token", "orchestratord_events"),
         ("per-pair overhead (orchestratord - direct)", "paired_overhead"),
+        ("orchestratord without the journal", "orchestratord_no_journal"),
+        ("per-pair journal cost (with - without)", "paired_journal_cost"),
     ):
         p = tt[key]
         lines.append(

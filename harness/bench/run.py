@@ -69,12 +69,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     profile_path = args.output.parent / "orchestratord.prof"
     limit = max(args.tokens, WARMUP_TOKENS)
     orch_extra = ["--max-tokens-limit", str(limit), "--log-level", args.log_level]
+    bare_extra = ["--no-journal", *orch_extra]
     if args.profile:
         profile_path.parent.mkdir(parents=True, exist_ok=True)
         orch_extra += ["--profile", str(profile_path)]
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         mock_rates = [runner.run(in_process_rate(args.tokens)) for _ in range(args.runs)]
-        with server_process("engine") as engine, server_process("orchestratord", *orch_extra) as orch:
+        with (
+            server_process("engine") as engine,
+            server_process("orchestratord", *orch_extra) as orch,
+            server_process("orchestratord", *bare_extra) as bare,
+        ):
             # Warm both servers (imports, first-request paths) before anything is timed.
             runner.run(stream_rate(engine.base_url, engine.pid, WARMUP_TOKENS, via="engine"))
             runner.run(stream_rate(orch.base_url, orch.pid, WARMUP_TOKENS, via="orchestratord"))
@@ -89,7 +94,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
             ttft = runner.run(
                 measure_ttft(
-                    orch.base_url, engine.base_url, args.ttft_samples, args.ttft_warmup, args.ttft_tokens
+                    orch.base_url,
+                    engine.base_url,
+                    args.ttft_samples,
+                    args.ttft_warmup,
+                    args.ttft_tokens,
+                    no_journal_url=bare.base_url,
                 )
             )
     mock = {"tokens_per_s_median": statistics.median(mock_rates), "runs": mock_rates}

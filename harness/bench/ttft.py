@@ -9,6 +9,8 @@ the fast mock engine (no prompt delay), over a kept-alive connection each:
   TTFT is from sending the POST to reading the first `token` frame. This is
   what a client of the API sees, so it includes the second round trip the
   two-step API costs; the split is reported as `post_ms` and `events_ms`.
+- orchestratord without its admission journal, the same way: the difference
+  is what durability costs (the 202 waits for the group commit, OC-CTRL-2120).
 
 Samples alternate between the paths, so drift (CPU frequency, other load)
 hits both alike.
@@ -48,6 +50,8 @@ class TtftResult:
     orchestratord_post: Percentiles  # POST sent to 202 read
     orchestratord_events: Percentiles  # GET sent to first token read
     paired_overhead: Percentiles  # per pair: orchestratord minus direct
+    orchestratord_no_journal: Percentiles
+    paired_journal_cost: Percentiles  # per pair: orchestratord minus orchestratord without journal
 
     @property
     def overhead_p50_ms(self) -> float:
@@ -88,22 +92,33 @@ async def orchestratord_ttft_ms(
 
 
 async def measure_ttft(
-    orchestratord_url: str, engine_url: str, samples: int, warmup: int, max_tokens: int
+    orchestratord_url: str,
+    engine_url: str,
+    samples: int,
+    warmup: int,
+    max_tokens: int,
+    *,
+    no_journal_url: str,
 ) -> TtftResult:
     direct_conn = await Connection.open(engine_url)
     orch_conn = await Connection.open(orchestratord_url)
+    bare_conn = await Connection.open(no_journal_url)
     direct: list[float] = []
     orch: list[tuple[float, float, float]] = []
+    bare: list[float] = []
     try:
         for n in range(warmup + samples):
             d = await direct_ttft_ms(direct_conn, max_tokens, n)
             o = await orchestratord_ttft_ms(orch_conn, max_tokens, n)
+            b = (await orchestratord_ttft_ms(bare_conn, max_tokens, n))[0]
             if n >= warmup:
                 direct.append(d)
                 orch.append(o)
+                bare.append(b)
     finally:
         await direct_conn.close()
         await orch_conn.close()
+        await bare_conn.close()
     return TtftResult(
         samples=samples,
         max_tokens=max_tokens,
@@ -112,4 +127,6 @@ async def measure_ttft(
         orchestratord_post=Percentiles.of([o[1] for o in orch]),
         orchestratord_events=Percentiles.of([o[2] for o in orch]),
         paired_overhead=Percentiles.of([o[0] - d for o, d in zip(orch, direct, strict=True)]),
+        orchestratord_no_journal=Percentiles.of(bare),
+        paired_journal_cost=Percentiles.of([o[0] - b for o, b in zip(orch, bare, strict=True)]),
     )

@@ -70,9 +70,20 @@ decode_record = msgspec.json.Decoder(AdmissionRecord).decode
 
 
 def journal_hook(journal: JournalSink, task_id: str) -> AppendHook:
-    """The TaskLog append hook that journals each frame (the verbose bytes only when they differ)."""
+    """The TaskLog append hook that journals a task's frames, all but its tokens after the first.
+
+    The first token is enough to know, after a restart, that the task streamed and must
+    end with WORKER_RESET rather than run again; journaling every token would put a row
+    per token on the writer and its share of the interpreter on the relay (OC-CTRL-2175).
+    """
+    streamed = False
 
     def on_append(event_id: int, frame: Frame) -> None:
+        nonlocal streamed
+        if frame.event == "token":
+            if streamed:
+                return
+            streamed = True
         verbose = None if frame.verbose is frame.plain else frame.verbose
         journal.frame(task_id, event_id, frame.event, frame.plain, verbose)
 

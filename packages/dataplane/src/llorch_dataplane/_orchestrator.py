@@ -466,7 +466,7 @@ class Orchestrator:
         task = self._new_task(record.request, entry.task_id, runtime or _orphan(entry.pool_id), caller, now)
         task.admitted_ms = record.admitted_ms
         task.log.restore(frames, next_epoch_id(frames, self.settings.max_events_per_task))
-        task.events.tokens = sum(1 for _, frame in frames if frame.event == "token")
+        streamed = any(frame.event == "token" for _, frame in frames)
         self.tasks[task.task_id] = task
         if task.log.terminal is not None:  # it ended, but the crash kept `ended` from the journal
             task.state = TaskState.failed if task.log.terminal == "error" else TaskState.completed
@@ -475,8 +475,8 @@ class Orchestrator:
         if runtime is None:
             message = f"pool {entry.pool_id} is no longer configured"
             fail(task, ErrorKind.POOL_UNAVAILABLE, message, retriable=False)
-        elif task.events.tokens:
-            message = "orchestratord restarted while the task streamed; events just before it may be missing"
+        elif streamed:
+            message = "orchestratord restarted while the task streamed; its tokens were not kept"
             fail(task, ErrorKind.WORKER_RESET, message, retriable=True, retry_after_ms=NO_VIEW_RETRY_MS)
         else:
             try:
