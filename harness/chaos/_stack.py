@@ -58,7 +58,6 @@ orchestratord:
   engine_ports: {{start: {engine_port}, end: {engine_port + ENGINE_PORTS - 1}}}
   cache_dir: {Path.home() / ".cache" / "llama-orch"}
   runtime_dir: {root / "pool-managerd"}
-  health_interval_ms: 500
 catalog: {{root: {root / "catalog"}}}
 artifacts: {{root: {root / "artifacts"}}}
 policy:
