@@ -18,17 +18,16 @@ import pytest
 from llorch_adapters import MockAdapter, MockScript
 from llorch_config import parse_config
 from llorch_contracts.api import (
-    EngineKind,
     ErrorKind,
     PoolState,
     PoolStatus,
-    Preparation,
     ReplicaState,
     ReplicaStatus,
     TaskRequest,
 )
 from llorch_core import AdmissionError
 from llorch_dataplane import NullObserver, Orchestrator, PoolView, Task
+from llorch_testkit import pool_status, replica_status
 
 WAIT_S = 10.0
 
@@ -41,37 +40,12 @@ def config(extra: str = "", replicas: int = 1, capacity: int = 4) -> str:
 
 
 def replica(index: int, *, state: ReplicaState = ReplicaState.ready, port: int = 1) -> ReplicaStatus:
-    return ReplicaStatus(
-        replica_id=f"p-r{index}",
-        endpoint=f"mock://p/r{index}/{port}",
-        engine=EngineKind.mock,
-        engine_version="mock:1",
-        model_ref="m",
-        model_digest=None,
-        ctx_max=4096,
-        slots_total=1,
-        slots_free=1,
-        device_mask="cpu",
-        state=state,
-        last_error=None,
-        restarts=0,
-    )
+    """Replica `p-r<index>`; a restart on a new port shows as another endpoint."""
+    return replica_status("p", index, state=state, endpoint=f"http://127.0.0.1:{port}/p/r{index}")
 
 
-def pool(*replicas: ReplicaStatus, model_ref: str = "m", state: PoolState = PoolState.ready) -> PoolStatus:
-    return PoolStatus(
-        pool_id="p",
-        engine=EngineKind.mock,
-        model_ref=model_ref,
-        model_digest=None,
-        live=True,
-        ready=any(r.state == ReplicaState.ready for r in replicas),
-        draining=False,
-        state=state,
-        last_error=None,
-        preparation=Preparation(steps=[]),
-        replicas=list(replicas),
-    )
+def pool(*replicas: ReplicaStatus, model_ref: str = "m", state: PoolState | None = None) -> PoolStatus:
+    return pool_status("p", *replicas, model_ref=model_ref, state=state)
 
 
 def request(model_ref: str = "m", max_tokens: int = 4) -> TaskRequest:
@@ -134,6 +108,10 @@ async def test_without_a_current_pool_view_admission_answers_pool_unavailable_wi
             orchestrator.admit(request(), "c")
         assert lost.value.kind == ErrorKind.POOL_UNAVAILABLE
         assert "unreachable" in lost.value.message
+        shown = orchestrator.pool("p")
+        assert shown is not None
+        assert not shown.ready, "a pool is not shown Ready while admission refuses it"
+        assert "unreachable" in str(shown.last_error)
 
 
 @pytest.mark.req("OC-CORE-1163", "OC-CORE-1160")
@@ -188,7 +166,7 @@ async def test_a_cancel_between_reservation_and_the_runners_first_step_releases_
 @pytest.mark.req("OC-CORE-1162")
 async def test_a_task_retried_after_a_replica_failure_goes_to_another_replica() -> None:
     def script(endpoint: str) -> MockScript:
-        return MockScript(drop_at_token=0) if "/r0/" in endpoint else MockScript()
+        return MockScript(drop_at_token=0) if "/p/r0" in endpoint else MockScript()
 
     view = PoolView()
     view.apply_snapshot([pool(replica(0), replica(1))])

@@ -17,16 +17,9 @@ import pytest
 
 from llorch_adapters import MockAdapter, MockScript
 from llorch_config import parse_config
-from llorch_contracts.api import (
-    EngineKind,
-    PoolState,
-    PoolStatus,
-    Preparation,
-    ReplicaState,
-    ReplicaStatus,
-    TaskRequest,
-)
+from llorch_contracts.api import TaskRequest
 from llorch_dataplane import Orchestrator, PoolView, Task
+from llorch_testkit import pool_status, replica_status
 
 YAML = (
     "orchestratord:\n  sse: {max_events_per_task: 100}\n"
@@ -77,39 +70,8 @@ class RecordingJournal:
 def orchestrator(journal: RecordingJournal, script: MockScript) -> Orchestrator:
     view = PoolView()
     config = parse_config(YAML)
-    view.put_local(_ready_pool())
+    view.put_local(pool_status("p", replica_status("p")))
     return Orchestrator(config, view, {"mock": MockAdapter(script)}, journal=journal)
-
-
-def _ready_pool() -> PoolStatus:
-    replica = ReplicaStatus(
-        replica_id="p-r0",
-        endpoint="http://127.0.0.1:9/r0",
-        engine=EngineKind.mock,
-        engine_version="mock:1",
-        model_ref="m",
-        model_digest=None,
-        ctx_max=4096,
-        slots_total=1,
-        slots_free=1,
-        device_mask="cpu",
-        state=ReplicaState.ready,
-        last_error=None,
-        restarts=0,
-    )
-    return PoolStatus(
-        pool_id="p",
-        engine=EngineKind.mock,
-        model_ref="m",
-        model_digest=None,
-        live=True,
-        ready=True,
-        draining=False,
-        state=PoolState.ready,
-        last_error=None,
-        preparation=Preparation(steps=[]),
-        replicas=[replica],
-    )
 
 
 def request(max_tokens: int) -> TaskRequest:

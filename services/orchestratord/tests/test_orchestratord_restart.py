@@ -7,34 +7,22 @@ sets, so tasks can be left queued (the pool still preparing) and then run
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
-import msgspec
 import pytest
-from litestar import Litestar, get
-from litestar.response import Stream
 
 from llorch_adapters import MockAdapter, MockScript
 from llorch_config import parse_config
-from llorch_contracts.api import (
-    EngineKind,
-    PoolState,
-    PoolStatus,
-    PoolWatchSnapshot,
-    Preparation,
-    ReplicaState,
-    ReplicaStatus,
-)
-from llorch_testkit import free_port, parse_sse, serving
+from llorch_contracts.api import EngineKind, PoolStatus
+from llorch_testkit import FakePoolManager, free_port, parse_sse, pool_status, replica_status, serving
 from orchestratord import create_app
 
 MAX_EVENTS = 1024
@@ -42,56 +30,9 @@ T = TypeVar("T")
 
 
 def _pool(ready: bool) -> PoolStatus:
-    replicas = [
-        ReplicaStatus(
-            replica_id="p-r0",
-            endpoint="http://127.0.0.1:9/r0",
-            engine=EngineKind.llamacpp,
-            engine_version="mock:1",
-            model_ref="m",
-            model_digest=None,
-            ctx_max=4096,
-            slots_total=1,
-            slots_free=1,
-            device_mask="cpu",
-            state=ReplicaState.ready,
-            last_error=None,
-            restarts=0,
-        )
-    ]
-    return PoolStatus(
-        pool_id="p",
-        engine=EngineKind.llamacpp,
-        model_ref="m",
-        model_digest=None,
-        live=True,
-        ready=ready,
-        draining=False,
-        state=PoolState.ready if ready else PoolState.provisioning,
-        last_error=None,
-        preparation=Preparation(steps=[]),
-        replicas=replicas if ready else [],
-    )
-
-
-class FakePoolManager:
-    """Serves `GET /v2/watch/pools`: one snapshot of `self.pool`, then an open, idle stream."""
-
-    def __init__(self) -> None:
-        self.pool = _pool(ready=False)
-
-    def app(self) -> Litestar:
-        @get("/v2/watch/pools", sync_to_thread=False)
-        def watch() -> Stream:
-            snapshot = msgspec.json.encode(PoolWatchSnapshot(pools=[self.pool]))
-
-            async def events() -> AsyncIterator[bytes]:
-                yield b"event: snapshot\ndata: " + snapshot + b"\n\n"
-                await asyncio.sleep(3600)
-
-            return Stream(events(), media_type="text/event-stream")
-
-        return Litestar([watch])
+    """Pool `p` as pool-managerd reports it: preparing (tasks wait) or Ready on one mock-run replica."""
+    replicas = [replica_status("p", engine=EngineKind.llamacpp)] if ready else []
+    return pool_status("p", *replicas, engine=EngineKind.llamacpp)
 
 
 def _config_yaml(pool_managerd: str, port: int | None = None, state_dir: Path | None = None) -> str:
@@ -127,12 +68,12 @@ def _admit(client: httpx.Client, deadline_s: float = 20) -> str:
 
 @pytest.mark.req("OC-CTRL-2172", "OC-CTRL-2173", "OC-CTRL-2174")
 def test_queued_tasks_come_back_after_a_restart_in_order_and_run(tmp_path: Path) -> None:
-    fake = FakePoolManager()
+    fake = FakePoolManager(_pool(ready=False))
     with serving(fake.app()) as pool_managerd:
         with _orchestratord(pool_managerd, tmp_path) as client:
             ids = [_admit(client) for _ in range(3)]
             assert [client.get(f"/v2/tasks/{i}").json()["state"] for i in ids] == ["queued"] * 3
-        fake.pool = _pool(ready=True)
+        fake.pools = [_pool(ready=True)]
         with _orchestratord(pool_managerd, tmp_path) as client:
             # A client that had read `started` (id 0) before the restart resumes after it.
             resumed = parse_sse(client.get(f"/v2/tasks/{ids[0]}/events", headers={"Last-Event-ID": "0"}).text)
@@ -152,7 +93,7 @@ def test_queued_tasks_come_back_after_a_restart_in_order_and_run(tmp_path: Path)
 
 @pytest.mark.req("OC-CTRL-2120", "OC-CTRL-2172")
 def test_an_acknowledged_admission_survives_sigkill(tmp_path: Path) -> None:
-    fake = FakePoolManager()
+    fake = FakePoolManager(_pool(ready=False))
     with serving(fake.app()) as pool_managerd:
         port = free_port()
         config = tmp_path / "llorch.yaml"

@@ -2,51 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import msgspec
-from litestar import Litestar, get
-from litestar.response import Stream
 
-from llorch_contracts.api import EngineKind, PoolState, PoolStatus, PoolWatchSnapshot, Preparation
-from llorch_testkit import free_port, serving
-
-_PREPARING = PoolStatus(
-    pool_id="p",
-    engine=EngineKind.llamacpp,
-    model_ref="m",
-    model_digest=None,
-    live=True,
-    ready=False,
-    draining=False,
-    state=PoolState.provisioning,
-    last_error=None,
-    preparation=Preparation(steps=[]),
-    replicas=[],
-)
-
-
-@get("/v2/watch/pools", sync_to_thread=False)
-def _watch() -> Stream:
-    """A pool-managerd whose only pool stays in preparation: tasks are admitted and never start."""
-
-    async def events() -> AsyncIterator[bytes]:
-        snapshot = msgspec.json.encode(PoolWatchSnapshot(pools=[_PREPARING]))
-        yield b"event: snapshot\ndata: " + snapshot + b"\n\n"
-        await asyncio.sleep(3600)
-
-    return Stream(events(), media_type="text/event-stream")
+from llorch_contracts.api import EngineKind
+from llorch_testkit import FakePoolManager, free_port, pool_status, serving
 
 
 def test_sigterm_with_open_streams_exits_within_the_grace_period(tmp_path: Path) -> None:
-    with serving(Litestar([_watch])) as pool_managerd:
+    # A pool-managerd whose only pool stays in preparation: tasks are admitted and never start.
+    preparing = FakePoolManager(pool_status("p", engine=EngineKind.llamacpp))
+    with serving(preparing.app()) as pool_managerd:
         _sigterm_while_a_client_waits(tmp_path, pool_managerd)
 
 

@@ -19,7 +19,8 @@ from llorch_contracts.api import PoolStatus, PoolWatchSnapshot
 
 log = logging.getLogger("llorch.poolview")
 RECONNECT_MIN_S = 0.2
-RECONNECT_MAX_S = 5.0
+# pool-managerd is usually on the same host: a restart of it should be seen within a second.
+RECONNECT_MAX_S = 1.0
 _snapshot = msgspec.json.Decoder(PoolWatchSnapshot)
 _pool = msgspec.json.Decoder(PoolStatus)
 
@@ -56,8 +57,13 @@ class PoolView:
         return None
 
     def lose_feed(self, reason: str) -> None:
-        """The watch stream broke: the view may be stale until the next snapshot (OC-CTRL-2170)."""
+        """The watch stream broke: forget pool-managerd's pools until the next snapshot (OC-CTRL-2170).
+
+        Their replicas may be gone with it, so nothing may be dispatched to them, and
+        `/v2/pools` must not show them Ready while admission refuses them.
+        """
         self.feed_error = reason
+        self._pools = {k: v for k, v in self._pools.items() if k in self._local}
         self._notify()
 
     def snapshot(self) -> list[PoolStatus]:
