@@ -47,6 +47,7 @@ class PoolManager:
         self.settings = settings
         self.registry = PoolRegistry(initial_status(p) for p in config.pools)
         self._pools: dict[str, ManagedPool] = {}
+        self._started = anyio.Event()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Cancel the caller's scope to stop: every replica process is stopped on the way out."""
@@ -57,9 +58,15 @@ class PoolManager:
                     if pool.preload and supervised(pool):
                         managed.start()
                 task_status.started()
+                self._started.set()
                 await anyio.sleep_forever()  # drains and reloads run in this group until cancelled
         finally:
             self._pools.clear()
+            self._started.set()  # whoever waits in `started()` must not hang on a failed start
+
+    async def started(self) -> None:
+        """Return once `run()` has started every preloaded pool (or ended trying)."""
+        await self._started.wait()
 
     def drain(self, pool_id: str, deadline_ms: int) -> None:
         """Start draining a pool (OC-POOL-3152); `PoolBusyError` while a reload of it runs."""

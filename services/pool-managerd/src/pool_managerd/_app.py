@@ -6,12 +6,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
-import anyio
 import httpx
 from litestar import Litestar
 
 from llorch_contracts.config import LlorchConfig
-from llorch_http import AuthPolicy, create_service_app
+from llorch_http import AuthPolicy, FatalExit, background_loops, create_service_app
 from llorch_metrics import ServiceMetrics
 from llorch_pools import PoolManager, Preparer, SupervisorSettings
 
@@ -32,6 +31,7 @@ def create_app(
     environ: Mapping[str, str],
     clock: Callable[[], float] = time.monotonic,
     auth: AuthPolicy | None = None,
+    on_fatal: Callable[[str], None] | None = None,
 ) -> Litestar:
     """Wire pool-managerd: the lifespan runs every pool's supervisor and stops every engine on exit."""
     metrics = ServiceMetrics(SERVICE)
@@ -50,14 +50,16 @@ def create_app(
     def uptime_ms() -> int:
         return int((clock() - started) * 1000)
 
+    fatal = FatalExit()
+
     @asynccontextmanager
     async def run_pools(_: Litestar) -> AsyncIterator[None]:
-        async with http, anyio.create_task_group() as background:
-            await background.start(manager.run)
+        # The supervisors run until shutdown; if they end, the service cannot go on (ORCH-3430).
+        async with http, background_loops({"pools": manager.run}, on_fatal or fatal):
+            await manager.started()
             yield
-            background.cancel_scope.cancel()
 
-    return create_service_app(
+    app = create_service_app(
         [health, gpus, PoolsController, ControlController, metrics_endpoint],
         provides={
             "metrics": metrics,
@@ -70,3 +72,5 @@ def create_app(
         lifespan=[run_pools],
         auth=auth or AuthPolicy.from_config(config.auth, None, exempt=EXEMPT),
     )
+    app.state.fatal = fatal
+    return app
