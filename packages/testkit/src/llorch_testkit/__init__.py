@@ -2,7 +2,6 @@
 
 from ._engine import engine_install, tiny_model
 from ._openapi import assert_conforms, contract
-from ._pause import SteppedProcess, process_serving_port, stepped
 from ._pool_view import FakePoolManager, pool_status, replica_status
 from ._server import free_port, serving
 from ._sse import SseEvent, parse_sse
@@ -12,18 +11,15 @@ __all__ = [
     "FakePoolManager",
     "SseEvent",
     "Stack",
-    "SteppedProcess",
     "assert_conforms",
     "contract",
     "engine_install",
     "free_port",
     "parse_sse",
-    "process_serving_port",
     "pool_status",
     "replica_status",
     "running_stack",
     "serving",
     "stack_config",
-    "stepped",
     "tiny_model",
 ]
