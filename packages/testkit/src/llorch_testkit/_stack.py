@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from llorch_adapters import WorkerAdapter
 from llorch_config import parse_config
 from llorch_pools.testing import StaticPreparer
 from orchestratord import create_app as create_orchestratord
@@ -48,8 +49,18 @@ def stack_config(pools_yaml: str, *, orchestratord_yaml: str = "") -> str:
 
 
 @contextmanager
-def running_stack(config_text: str, engine_binary: Path, model: Path, runtime_dir: Path) -> Iterator[Stack]:
-    """Start both services on `config_text`; returns once orchestratord sees every pool Ready."""
+def running_stack(
+    config_text: str,
+    engine_binary: Path,
+    model: Path,
+    runtime_dir: Path,
+    *,
+    adapters: Mapping[str, WorkerAdapter] | None = None,
+) -> Iterator[Stack]:
+    """Start both services on `config_text`; returns once orchestratord sees every pool Ready.
+
+    `adapters` replaces orchestratord's engine adapters (for example a wrapper around the real one).
+    """
     config = parse_config(config_text)
     pm_port = int(config.pool_managerd.bind.rsplit(":", 1)[1])
     preparer = StaticPreparer(binary=engine_binary, model=model)
@@ -57,7 +68,9 @@ def running_stack(config_text: str, engine_binary: Path, model: Path, runtime_di
     pm_app = create_pool_managerd(config, preparer=preparer, environ=environ)
     with (
         serving(pm_app, pm_port) as pm_url,
-        serving(create_orchestratord(config, state_dir=runtime_dir / "orchestratord")) as orch_url,
+        serving(
+            create_orchestratord(config, adapters=adapters, state_dir=runtime_dir / "orchestratord")
+        ) as orch_url,
     ):
         _wait_ready(orch_url, [p.id for p in config.pools])
         yield Stack(pool_managerd=pm_url, orchestratord=orch_url)
