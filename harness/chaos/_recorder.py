@@ -19,7 +19,8 @@ import httpx
 
 TERMINAL = frozenset({"end", "error"})
 RECONNECT_PAUSE_S = 0.1
-AFTER_TERMINAL_S = 3.0
+# A stream left open would send keepalives for good; 10 s tells that from a loaded machine's stall.
+AFTER_TERMINAL_S = 10.0
 
 
 @dataclass(frozen=True)

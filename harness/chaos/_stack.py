@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -126,17 +126,14 @@ class ChaosStack:
     root: Path
     orchestratord_url: str
     pool_managerd_url: str
-    engine_ports: range
     pool_managerd: Daemon
     orchestratord: Daemon
-    engine_pids_seen: set[int] = field(default_factory=set)
 
     def pool(self) -> dict[str, Any]:
         """pool-managerd's view of the scenario's pool (replica endpoints, pids, states)."""
         view: dict[str, Any] = httpx.get(
             f"{self.pool_managerd_url}/v2/pools/{self.shape.pool_id}", timeout=5
         ).json()
-        self.engine_pids_seen.update(r["pid"] for r in view["replicas"] if r.get("pid"))
         return view
 
     def orchestratord_pool(self) -> dict[str, Any]:
@@ -203,20 +200,21 @@ class ChaosStack:
         self.wait_answering(self.pool_managerd, f"{self.pool_managerd_url}/v2/health")
 
     def leftover_engines(self) -> list[int]:
-        """Pids of llama-server processes still listening on this stack's engine ports."""
-        return [
-            pid
-            for pid, argv in _processes()
-            if "llama-server" in argv[0] and _port(argv) in self.engine_ports
-        ]
+        """Pids of this stack's llama-server processes still alive.
+
+        An engine is this stack's when its output goes to a log in the stack's runtime dir:
+        ports cannot tell, since another stack's engine range may overlap this one's, and a
+        teardown that went by port once killed another test's engine.
+        """
+        runtime = str(self.root / "pool-managerd")
+        return [pid for pid, argv in _processes() if "llama-server" in argv[0] and _logs_under(pid, runtime)]
 
     def teardown(self) -> None:
         self.orchestratord.stop()
         self.pool_managerd.stop()
-        for pid in {*self.leftover_engines(), *self.engine_pids_seen}:
+        for pid in self.leftover_engines():
             with suppress(ProcessLookupError, PermissionError):
-                if any(p == pid and "llama-server" in argv[0] for p, argv in _processes()):
-                    os.kill(pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
 
 
 def free_port() -> int:
@@ -235,10 +233,11 @@ def _processes() -> Iterator[tuple[int, list[str]]]:
                     yield int(entry.name), [a.decode(errors="replace") for a in argv if a]
 
 
-def _port(argv: list[str]) -> int:
-    with suppress(ValueError, IndexError):
-        return int(argv[argv.index("--port") + 1])
-    return -1
+def _logs_under(pid: int, directory: str) -> bool:
+    """Whether the process writes its stdout to a file below `directory`."""
+    with suppress(OSError):
+        return os.readlink(f"/proc/{pid}/fd/1").startswith(directory + "/")
+    return False
 
 
 def rss_kb(pid: int) -> int:
@@ -262,7 +261,6 @@ def chaos_stack(shape: StackShape, root: Path) -> Iterator[ChaosStack]:
         root=root,
         orchestratord_url=f"http://127.0.0.1:{ports['orchestratord']}",
         pool_managerd_url=f"http://127.0.0.1:{ports['pool_managerd']}",
-        engine_ports=range(ports["engine"], ports["engine"] + ENGINE_PORTS),
         pool_managerd=Daemon("pool_managerd", config, root / "pool-managerd.log", env),
         orchestratord=Daemon("orchestratord", config, root / "orchestratord.log", env),
     )

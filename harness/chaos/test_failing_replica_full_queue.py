@@ -36,6 +36,10 @@ async def test_replica_fails_while_the_queue_is_full(start_stack: Callable[[Stac
     rss_before = rss_kb(stack.orchestratord.pid)
     engine = stack.engine_pid()
     async with Recorder(stack.orchestratord_url, MODEL_REF) as recorder:
+        # One task first: orchestratord dispatches nothing before its readiness probe measured the
+        # engine, and a probe caught by the freeze would keep the two below queued (OC-CORE-1112).
+        warm = await submit_all(recorder, 1, SHORT_TOKENS, first_seed=30)
+        await recorder.wait_for(lambda: warm[0].terminal is not None, DISPATCH_BOUND_S, why=warm[0].summary)
         os.kill(engine, signal.SIGSTOP)
         try:
             dispatched = await submit_all(recorder, 2, SHORT_TOKENS)
@@ -43,6 +47,8 @@ async def test_replica_fails_while_the_queue_is_full(start_stack: Callable[[Stac
                 if (await asyncio.to_thread(stack.orchestratord_pool))["slots_free"] == 0:
                     break
                 await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("precondition: the two tasks were never dispatched to the frozen engine")
             queued = await submit_all(recorder, 4, SHORT_TOKENS, first_seed=10)
             refused = await recorder.submit(SHORT_TOKENS, seed=20)
             assert refused.status == 429, f"queue not full: {refused.status} {refused.error_code}"

@@ -20,8 +20,12 @@ SERVICE = "orchestratord"
 
 @pytest.fixture
 def client() -> Iterator[TestClient]:  # type: ignore[type-arg]
+    # No pool view: the embedded default names the default pool-managerd port, which a stack started
+    # with `xtask up` may be serving beside the tests.
     app = create_app(
-        load_config(), BuildInfo("0123456789abcdef0123456789abcdef01234567", "2026-11-21T23:00:00Z")
+        load_config(),
+        BuildInfo("0123456789abcdef0123456789abcdef01234567", "2026-11-21T23:00:00Z"),
+        follow_pool_managerd=False,
     )
     with TestClient(app) as test_client:
         yield test_client
