@@ -365,6 +365,26 @@ class SseConfig(Struct, kw_only=True):
             ),
         ]
     ) = 65536
+    retain_max_tasks: (
+        Annotated[
+            int,
+            Meta(
+                description='Most finished tasks kept readable at once; beyond it the oldest finished task is forgotten before its retain_ms is up.',
+                ge=1,
+                title='Retention count bound',
+            ),
+        ]
+    ) = 10000
+    retain_max_bytes: (
+        Annotated[
+            int,
+            Meta(
+                description='Most bytes of event logs kept for finished tasks at once; beyond it the oldest finished task is forgotten before its retain_ms is up.',
+                ge=65536,
+                title='Retention size bound',
+            ),
+        ]
+    ) = 268435456
 
 
 class OrchestratordConfig(Struct, kw_only=True):

@@ -8,11 +8,13 @@ acknowledged can never race a token append (ORCH-3026).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 
+import msgspec
 from msgspec import UNSET
 
 from llorch_adapters import AdapterError, WorkerAdapter
@@ -57,6 +59,7 @@ from ._observer import DataPlaneObserver, NullObserver
 from ._pool_runtime import PoolRuntime
 from ._poolview import PoolView
 from ._prep import prep_of
+from ._retention import Retention
 from ._runner import Outcome, fail
 from ._sessions import SessionStore, usage_of
 from ._settings import DataPlaneSettings, QueueSettings
@@ -101,6 +104,9 @@ class Orchestrator:
         self.new_task_id = new_task_id
         self.journal = journal
         self.tasks: dict[str, Task] = {}
+        self.retention = Retention(
+            self.settings.retain_s, self.settings.retain_max_tasks, self.settings.retain_max_bytes
+        )
         self.sessions = SessionStore(config.sessions, clock=clock)
         self.runtimes = {
             pool.id: PoolRuntime(
@@ -121,7 +127,7 @@ class Orchestrator:
         check_request(request, self.settings)
         task_id = request.task_id if isinstance(request.task_id, str) else self.new_task_id()
         if (existing := self.tasks.get(task_id)) is not None:
-            if existing.request == request:
+            if existing.request_digest == request_digest(request):
                 return existing  # a retried POST of the same body is the same task
             raise AdmissionError(ErrorKind.CONFLICT, f"task {task_id} exists with a different request")
         now = self.clock()
@@ -162,6 +168,8 @@ class Orchestrator:
             self.observer.rejected(engine, exc.kind, None, exc.message)
             raise
         self.tasks[task_id] = task
+        if isinstance(request.task_id, str):
+            task.request_digest = request_digest(request)
         if self.journal is not None:
             record = AdmissionRecord(
                 request=request,
@@ -333,6 +341,9 @@ class Orchestrator:
         if self.journal is not None:
             self.journal.ended(task.task_id)
         self.observer.ended(task)
+        task.drop_prompt()
+        for forgotten in self.retention.add(task.task_id, task.ended_at, task.log.size_bytes()):
+            self._forget(forgotten)
 
     # ------------------------------------------------------------------ dispatch
 
@@ -377,13 +388,13 @@ class Orchestrator:
         for runtime in self.runtimes.values():
             self._end_if_pool_gone(runtime, now)
             self._refresh_waiting(runtime, now)
-        horizon = now - self.settings.retain_s
-        for task_id in [
-            t.task_id for t in self.tasks.values() if t.ended_at is not None and t.ended_at < horizon
-        ]:
-            del self.tasks[task_id]
-            if self.journal is not None:
-                self.journal.forget(task_id)
+        for forgotten in self.retention.expire(now):
+            self._forget(forgotten)
+
+    def _forget(self, task_id: str) -> None:
+        self.tasks.pop(task_id, None)
+        if self.journal is not None:
+            self.journal.forget(task_id)
 
     def _end_if_pool_gone(self, runtime: PoolRuntime, now: float) -> None:
         """Queued tasks of a pool that cannot run them end after the grace period (OC-CORE-1164)."""
@@ -465,6 +476,8 @@ class Orchestrator:
         caller = (record.correlation_id, record.identity)
         task = self._new_task(record.request, entry.task_id, runtime or _orphan(entry.pool_id), caller, now)
         task.admitted_ms = record.admitted_ms
+        if isinstance(record.request.task_id, str):
+            task.request_digest = request_digest(record.request)
         task.log.restore(frames, next_epoch_id(frames, self.settings.max_events_per_task))
         streamed = any(frame.event == "token" for _, frame in frames)
         self.tasks[task.task_id] = task
@@ -495,6 +508,14 @@ class Orchestrator:
     def _kick_all(self) -> None:
         for runtime in self.runtimes.values():
             runtime.kick()
+
+
+def request_digest(request: TaskRequest) -> bytes:
+    """What identifies a request body for idempotent retries, without keeping the body."""
+    return hashlib.blake2b(_encode_request(request), digest_size=16).digest()
+
+
+_encode_request = msgspec.json.Encoder().encode
 
 
 def _orphan(pool_id: str) -> PoolRuntime:

@@ -31,6 +31,8 @@ class DataPlaneSettings:
     metrics_interval_s: float
     retain_s: float
     max_events_per_task: int
+    retain_max_tasks: int
+    retain_max_bytes: int
     pool_unavailable_s: float
 
     @classmethod
@@ -48,6 +50,8 @@ class DataPlaneSettings:
             metrics_interval_s=orch.sse.metrics_interval_ms / 1000,
             retain_s=orch.sse.retain_ms / 1000,
             max_events_per_task=orch.sse.max_events_per_task,
+            retain_max_tasks=orch.sse.retain_max_tasks,
+            retain_max_bytes=orch.sse.retain_max_bytes,
             pool_unavailable_s=orch.timeouts.pool_unavailable_ms / 1000,
         )
 

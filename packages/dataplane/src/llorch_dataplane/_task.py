@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+import msgspec
+
 from llorch_contracts.api import (
     ErrorEnvelope,
     FinishReason,
@@ -57,6 +59,13 @@ class Task:
     admitted_wait: tuple[int, int] = (0, 0)
     first_token_latency_ms: float | None = None
     transcript_artifact_id: str | None = None
+    #: A digest of the request as admitted, kept only for a client-chosen task_id: a retried POST
+    #: is compared with it after the prompt was dropped (OC-CTRL-2113, OC-CTRL-2187).
+    request_digest: bytes | None = None
+
+    def drop_prompt(self) -> None:
+        """A finished task keeps what its status and resume need, not its prompt (OC-CTRL-2187)."""
+        self.request = msgspec.structs.replace(self.request, prompt="")
 
     def __post_init__(self) -> None:
         self.events = TaskEvents(self.log, self.max_events, on_overflow=self._overflowed)

@@ -92,6 +92,10 @@ class TaskLog:
         self._changed = asyncio.Event()
         return True
 
+    def size_bytes(self) -> int:
+        """Bytes the frames hold (a verbose variant counted only when it differs)."""
+        return sum(len(f.plain) + (0 if f.verbose is f.plain else len(f.verbose)) for f in self._frames)
+
     def position(self, first_id: int) -> int:
         """Index in the log of the first frame whose id is at least `first_id`."""
         return bisect_left(self._ids, first_id)
