@@ -703,6 +703,16 @@ class CatalogConfig(Struct, kw_only=True):
             ),
         ]
     ) = TrustPolicy.warn
+    model_dirs: (
+        Annotated[
+            list[FsPath],
+            Meta(
+                description="Directories whose files catalog entries and pool reloads may name by path (file: or a plain path), besides <pool_managerd.cache_dir>/models; a path is checked after resolving symlinks, so a link inside a listed directory that points outside it is refused (CAT-1080). Model refs written in pools[].model.ref are trusted as configured. A leading '~' is expanded.",
+                max_length=64,
+                title='Model directories',
+            ),
+        ]
+    ) = field(default_factory=list)
 
 
 class ArtifactsConfig(Struct, kw_only=True):
