@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from pathlib import Path
 from ._errors import EngineExitedError
 
 STOP_GRACE_S = 10.0  # OC-POOL-3192
-LOG_TAIL_BYTES = 1500
+LOG_TAIL_BYTES = 4096  # read, then filtered to error lines (OC-POOL-3183)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -38,8 +39,30 @@ class LaunchSpec:
     log_path: Path
 
 
+# llama.cpp's log lines: "<elapsed> <level> <message>", level E for errors (OC-POOL-3183).
+_LLAMA_LINE = re.compile(r"^\s*\d+\.\d+\.\d+ ([EWIDT]) (.*)$")
+# gguf_init_from_reader quotes a bad file's first bytes ("invalid magic characters: 'root'").
+_QUOTED_BYTES = re.compile(r"(invalid magic characters:) '[^']*'")
+
+
+def engine_errors(text: str, limit: int = 8) -> list[str]:
+    """llama.cpp's own error messages from a log excerpt, never raw file bytes (OC-POOL-3183).
+
+    Only lines llama.cpp logged at error level are kept, without their timestamps, and the
+    bytes the loader quotes from a file that is not GGUF are replaced by a placeholder.
+    """
+    errors: list[str] = []
+    for line in text.splitlines():
+        match = _LLAMA_LINE.match(line)
+        if match is not None and match.group(1) == "E":
+            message = _QUOTED_BYTES.sub(r"\1 <not shown>", match.group(2).strip())
+            if message not in errors:
+                errors.append(message)
+    return errors[-limit:]
+
+
 def log_tail(path: Path, limit: int = LOG_TAIL_BYTES) -> str:
-    """The last lines of an engine log, for error messages."""
+    """The engine's last error messages from its log, for `last_error` (OC-POOL-3183)."""
     try:
         with path.open("rb") as log:
             log.seek(0, os.SEEK_END)
@@ -47,8 +70,7 @@ def log_tail(path: Path, limit: int = LOG_TAIL_BYTES) -> str:
             text = log.read().decode("utf-8", "replace")
     except OSError:
         return ""
-    lines = [line for line in text.splitlines() if line.strip()]
-    return "\n".join(lines[-8:])
+    return "\n".join(engine_errors(text))
 
 
 class EngineProcess:
@@ -99,7 +121,7 @@ class EngineProcess:
             f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with status {code}"
         )
         tail = log_tail(self.spec.log_path)
-        return f"engine {how}" + (f"; last log lines:\n{tail}" if tail else "")
+        return f"engine {how}" + (f"; engine errors:\n{tail}" if tail else f"; see {self.spec.log_path}")
 
     async def stop(self) -> None:
         """SIGTERM the process group, SIGKILL it after the grace period; safe to call twice."""

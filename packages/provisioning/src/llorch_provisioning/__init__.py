@@ -12,7 +12,7 @@ from ._binary_mode import inspect_engine_binary
 from ._cmake import CMakeBuilder, EngineBuilder, build_info_options, cmake_options
 from ._commands import RunCommand, Which
 from ._container_plan import ContainerRunPlan
-from ._digest import file_digest, parse_digest
+from ._digest import file_digest, file_digest_until, parse_digest
 from ._engine_modes import provision_engine
 from ._engine_version import read_engine_version, version_line
 from ._errors import (
@@ -30,6 +30,7 @@ from ._errors import (
     ModelFetchError,
     ModelGenerationError,
     ModelNotFoundError,
+    ModelPathNotAllowedError,
     ModelSpecError,
     OutboundDeniedError,
     PackageNotInstalledError,
@@ -48,6 +49,7 @@ from ._host import Accelerator, HostProbe, cpu_fingerprint, probe_host
 from ._install import EngineInstall, ensure_llamacpp_source
 from ._layout import PINNED_LLAMA_CPP_PYTHON_VERSION, EngineCacheLayout, default_cache_root
 from ._manifest import EngineManifest, read_manifest
+from ._model_dirs import ModelDirs, cached_model_path, discard_cached_model
 from ._model_progress import (
     ModelProgress,
     ModelProgressCallback,
@@ -111,10 +113,12 @@ __all__ = [
     "InvalidSourceSpecError",
     "LocalSdistFetcher",
     "ModelDigestMismatchError",
+    "ModelDirs",
     "ModelFetchError",
     "ModelFile",
     "ModelGenerationError",
     "ModelNotFoundError",
+    "ModelPathNotAllowedError",
     "ModelProgress",
     "ModelProgressCallback",
     "ModelRef",
@@ -149,14 +153,17 @@ __all__ = [
     "UrlModelRef",
     "Which",
     "build_info_options",
+    "cached_model_path",
     "cmake_options",
     "cpu_fingerprint",
     "default_cache_root",
+    "discard_cached_model",
     "download_path",
     "ensure_llamacpp_source",
     "ensure_model",
     "ensure_tiny_model",
     "file_digest",
+    "file_digest_until",
     "gpu_policy_problem",
     "inspect_engine_binary",
     "install_command",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from ._errors import InvalidDigestError
@@ -23,3 +25,18 @@ def parse_digest(text: str) -> str:
 def file_digest(path: Path) -> str:
     """``sha256:<hex>`` of the file, streamed in chunks (callers run this in a worker thread)."""
     return _PREFIX + sha256_file(path)
+
+
+def file_digest_until(path: Path, should_stop: Callable[[], bool], chunk_bytes: int = 1 << 20) -> str | None:
+    """Like `file_digest`, but asks `should_stop()` before each chunk and gives up (None) when it says so.
+
+    Lets a caller bound a hash in time and cancel it from another thread (CAT-1084).
+    """
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while not should_stop():
+            chunk = fh.read(chunk_bytes)
+            if not chunk:
+                return _PREFIX + digest.hexdigest()
+            digest.update(chunk)
+    return None

@@ -59,6 +59,20 @@ class InvalidModelRefError(ProvisioningError):
         self.problem = problem
 
 
+class ModelPathNotAllowedError(InvalidModelRefError):
+    """A local model path resolves outside every model directory (CAT-1080).
+
+    The message is the same whether or not the file exists, and says nothing about it (CAT-1081).
+    """
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(
+            ref,
+            "local model files must be inside a model directory "
+            "(<pool_managerd.cache_dir>/models or one listed in catalog.model_dirs)",
+        )
+
+
 class OutboundDeniedError(ProvisioningError):
     """The outbound policy refused a connection before it was made (POL-1020)."""
 

@@ -7,6 +7,9 @@ after the store's commit (CAT-1003).
 from __future__ import annotations
 
 import functools
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +36,25 @@ from llorch_contracts.config import LlorchConfig
 from llorch_dataplane import Orchestrator
 from llorch_http import ApiError, checked_id
 from llorch_metrics import ServiceMetrics
-from llorch_provisioning import FileModelRef, InvalidModelRefError, file_digest, parse_model_ref
+from llorch_provisioning import (
+    FileModelRef,
+    InvalidModelRefError,
+    ModelDirs,
+    ModelRef,
+    cached_model_path,
+    discard_cached_model,
+    file_digest_until,
+    parse_model_ref,
+)
 from llorch_store import CatalogStore, ModelExistsError, UnknownModelError
 
 from ._bodies import decode_body
 
 _decode_create = msgspec.json.Decoder(CatalogModelCreate)
 _decode_state = msgspec.json.Decoder(ModelStateChange)
+
+# CAT-1084: a verification hashes for at most this long, one at a time per service.
+VERIFY_TIME_LIMIT_S = 1800.0
 
 
 def _checked_id(model_id: str) -> str:
@@ -53,10 +68,22 @@ async def _entry_or_404(catalog: CatalogStore, model_id: str) -> CatalogEntry:
         raise ApiError(ErrorKind.NOT_FOUND, str(exc)) from None
 
 
-def _local_file(ref: str) -> tuple[str | None, int | None]:
-    """Where a `file:` or path reference lives and its size when present; other refs have no file yet."""
+def model_dirs(config: LlorchConfig) -> ModelDirs:
+    """The directories clients may name files in (CAT-1080); resolving them touches the disk."""
+    return ModelDirs.of(
+        cache_root=Path(config.pool_managerd.cache_dir),
+        extra_dirs=config.catalog.model_dirs,
+        configured_refs={pool.model.ref for pool in config.pools},
+    )
+
+
+def _local_file(ref: str, dirs: ModelDirs) -> tuple[str | None, int | None]:
+    """Where a `file:` or path reference lives and its size when present; other refs have no file yet.
+
+    A path outside the model directories is refused before anything else is learned about it (CAT-1081).
+    """
     try:
-        parsed = parse_model_ref(ref, base_dir=Path.cwd())
+        parsed = dirs.check_ref(ref, base_dir=Path.cwd())
     except InvalidModelRefError as exc:
         raise ApiError(ErrorKind.INVALID_PARAMS, f"ref: {exc}") from exc
     if not isinstance(parsed, FileModelRef):
@@ -67,17 +94,52 @@ def _local_file(ref: str) -> tuple[str | None, int | None]:
         return str(parsed.path), None
 
 
-def verify(catalog: CatalogStore, model_id: str) -> tuple[VerificationResult, str]:
+class VerificationStoppedError(Exception):
+    """A verification gave up: its time bound passed or its request went away (CAT-1084)."""
+
+
+def _file_to_hash(entry: CatalogEntry, dirs: ModelDirs, cache_root: Path) -> Path | None:
+    """The file a verification may read: the entry's local file, or the cache file of a fetched ref.
+
+    Re-checked at every verification, so an entry from before CAT-1080 or a symlink changed since
+    creation cannot point verify outside the model directories.
+    """
+    parsed: ModelRef | None
+    try:
+        parsed = parse_model_ref(entry.ref, base_dir=Path.cwd())
+    except InvalidModelRefError:
+        parsed = None
+    if entry.local_path:
+        path = Path(entry.local_path)
+        if entry.ref in dirs.configured_refs:
+            return path
+        try:
+            return dirs.resolve(path, entry.ref)
+        except InvalidModelRefError as exc:
+            raise ApiError(ErrorKind.INVALID_PARAMS, f"ref: {exc}") from None
+    return None if parsed is None else cached_model_path(parsed, cache_root)
+
+
+def verify(
+    catalog: CatalogStore,
+    model_id: str,
+    dirs: ModelDirs,
+    cache_root: Path,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> tuple[VerificationResult, str]:
     """Re-hash the model's file and record the outcome (CAT-1021, CAT-1023); blocking.
 
-    Returns the result and the reason label for `catalog_verifications_total`.
+    Returns the result and the reason label for `catalog_verifications_total`. Raises
+    `VerificationStoppedError`, recording nothing, when `should_stop()` says so (CAT-1084).
     """
     entry = catalog.get(model_id)
-    path = Path(entry.local_path) if entry.local_path else None
+    path = _file_to_hash(entry, dirs, cache_root)
     actual = size = None
     if path is not None and path.is_file():
         size = path.stat().st_size
-        actual = file_digest(path)
+        actual = file_digest_until(path, should_stop)
+        if actual is None:
+            raise VerificationStoppedError(model_id)
     if entry.digest is None:
         outcome, reason, message = (
             VerifyOutcome.warn,
@@ -104,15 +166,54 @@ def verify(catalog: CatalogStore, model_id: str) -> tuple[VerificationResult, st
     return result, reason
 
 
-def _delete(catalog: CatalogStore, model_id: str, cache_dir: str) -> None:
-    """Remove the entry, and its file only if the catalog fetched it into `<cache_dir>/models` (CAT-1012)."""
-    models_dir = Path(cache_dir).expanduser() / "models"
-    entry = catalog.delete(model_id)
-    if entry.local_path is None:
-        return
-    path = Path(entry.local_path).resolve()
-    if path.is_relative_to(models_dir.resolve()):
-        path.unlink(missing_ok=True)
+def _parsed(ref: str) -> ModelRef | None:
+    try:
+        return parse_model_ref(ref, base_dir=Path.cwd())
+    except InvalidModelRefError:
+        return None
+
+
+def _model_file(ref: str, cache_root: Path) -> Path | None:
+    """The file a ref stands for, resolved: a local path or the cache's file for a fetched ref."""
+    parsed = _parsed(ref)
+    if parsed is None:
+        return None
+    path = parsed.path if isinstance(parsed, FileModelRef) else cached_model_path(parsed, cache_root)
+    return None if path is None else path.resolve()
+
+
+def _users(entry: CatalogEntry, pools: list[tuple[str, str]], cache_root: Path) -> list[str]:
+    """Pools (id, model ref) that serve this entry, by name or because their model is the same file."""
+    cache_root = cache_root.expanduser()
+    fetched = _model_file(entry.ref, cache_root)
+    return [
+        pool_id
+        for pool_id, ref in pools
+        if ref in (entry.id, entry.ref) or (fetched is not None and _model_file(ref, cache_root) == fetched)
+    ]
+
+
+def _delete(catalog: CatalogStore, entry: CatalogEntry, cache_root: Path) -> None:
+    """Remove the entry, and only the file the cache fetched for its ref (CAT-1012, CAT-1083).
+
+    The file is derived from the ref, never from `local_path`, so an entry naming a cache
+    file by path cannot delete it.
+    """
+    catalog.delete(entry.id)
+    cache_root = cache_root.expanduser()
+    parsed = _parsed(entry.ref)
+    if parsed is not None:
+        discard_cached_model(parsed, cache_root)
+
+
+def _verification_slot(request: Request[Any, Any, Any]) -> threading.Lock:
+    """One verification at a time per app (CAT-1084): hashing must not take every worker thread."""
+    state = request.app.state
+    lock = state.get("catalog_verify_lock")
+    if lock is None:
+        lock = state.setdefault("catalog_verify_lock", threading.Lock())
+    assert isinstance(lock, threading.Lock)
+    return lock
 
 
 def _engine_of(config: LlorchConfig, entry: CatalogEntry) -> str:
@@ -134,9 +235,11 @@ class CatalogController(Controller):
         request: Request[Any, Any, Any],
         catalog: NamedDependency[CatalogStore],
         metrics: NamedDependency[ServiceMetrics],
+        config: NamedDependency[LlorchConfig],
     ) -> CatalogEntry:
         body = decode_body(await request.body(), _decode_create)
-        local_path, size_bytes = await anyio.to_thread.run_sync(_local_file, body.ref)
+        dirs = await anyio.to_thread.run_sync(model_dirs, config)
+        local_path, size_bytes = await anyio.to_thread.run_sync(_local_file, body.ref, dirs)
         put = functools.partial(
             catalog.put,
             body.id,
@@ -172,18 +275,17 @@ class CatalogController(Controller):
         config: NamedDependency[LlorchConfig],
     ) -> Response[None]:
         entry = await _entry_or_404(catalog, model_id)
-        busy = [
-            pool.pool_id
-            for pool in orchestrator.pools()
-            if pool.model_ref in (entry.id, entry.ref) and pool.state != PoolState.stopped
-        ]
+        cache_root = Path(config.pool_managerd.cache_dir)
+        serving = [(p.pool_id, p.model_ref) for p in orchestrator.pools() if p.state != PoolState.stopped]
+        # CAT-1034, CAT-1083: a pool serving the same file under another name counts as a user.
+        busy = await anyio.to_thread.run_sync(_users, entry, serving, cache_root)
         if busy:
             raise ApiError(
                 ErrorKind.CONFLICT,
                 f"model {entry.id!r} is used by pool(s) {', '.join(busy)}; retire it and stop them first",
             )
         try:
-            await anyio.to_thread.run_sync(_delete, catalog, entry.id, config.pool_managerd.cache_dir)
+            await anyio.to_thread.run_sync(_delete, catalog, entry, cache_root)
         except UnknownModelError as exc:
             raise ApiError(ErrorKind.NOT_FOUND, str(exc)) from None
         return Response(None, status_code=HTTP_204_NO_CONTENT)
@@ -192,15 +294,42 @@ class CatalogController(Controller):
     async def verify_model(
         self,
         model_id: FromPath[str],
+        request: Request[Any, Any, Any],
         catalog: NamedDependency[CatalogStore],
         metrics: NamedDependency[ServiceMetrics],
         config: NamedDependency[LlorchConfig],
     ) -> VerificationResult:
         entry = await _entry_or_404(catalog, model_id)
+        slot = _verification_slot(request)
+        if not slot.acquire(blocking=False):
+            raise ApiError(ErrorKind.CONFLICT, "another model verification is running; retry when it ends")
+        stop = threading.Event()
+        deadline = time.monotonic() + VERIFY_TIME_LIMIT_S
+
+        def should_stop() -> bool:
+            return stop.is_set() or time.monotonic() > deadline
+
+        def run() -> tuple[VerificationResult, str]:
+            try:
+                dirs = model_dirs(config)
+                cache_root = Path(config.pool_managerd.cache_dir).expanduser()
+                return verify(catalog, entry.id, dirs, cache_root, should_stop)
+            finally:
+                slot.release()  # released by the hashing thread, so an abandoned hash still holds it
+
         try:
-            result, reason = await anyio.to_thread.run_sync(verify, catalog, entry.id)
+            # abandon_on_cancel: a client that goes away frees its handler at once; `stop` then
+            # ends the hash at its next chunk (CAT-1084).
+            result, reason = await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
         except UnknownModelError as exc:
             raise ApiError(ErrorKind.NOT_FOUND, str(exc)) from None
+        except VerificationStoppedError:
+            raise ApiError(
+                ErrorKind.DEADLINE_UNMET,
+                f"verifying {entry.id!r} stopped after {VERIFY_TIME_LIMIT_S:.0f} s; nothing was recorded",
+            ) from None
+        finally:
+            stop.set()
         metrics.counter(
             "catalog_verifications_total",
             result=result.outcome.value,

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     cache_root = Path(config.pool_managerd.cache_dir).expanduser()
     preparer = HostPreparer(config, cache_root=cache_root, base_dir=base_dir)
     auth = AuthPolicy.from_config(config.auth, auth_token(config.auth.token_env, os.environ), exempt=EXEMPT)
-    app = create_app(config, preparer=preparer, environ=dict(os.environ), auth=auth)
+    app = create_app(config, preparer=preparer, environ=dict(os.environ), auth=auth, base_dir=base_dir)
     return serve(app, config.pool_managerd.bind, auth=auth, token_env=config.auth.token_env)
 
 

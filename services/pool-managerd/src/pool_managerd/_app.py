@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from litestar import Litestar
@@ -13,6 +14,7 @@ from llorch_contracts.config import LlorchConfig
 from llorch_http import AuthPolicy, FatalExit, background_loops, create_service_app
 from llorch_metrics import ServiceMetrics
 from llorch_pools import PoolManager, Preparer, SupervisorSettings
+from llorch_provisioning import ModelDirs
 
 from ._control import ControlController
 from ._gpus import gpus
@@ -32,8 +34,13 @@ def create_app(
     clock: Callable[[], float] = time.monotonic,
     auth: AuthPolicy | None = None,
     on_fatal: Callable[[str], None] | None = None,
+    base_dir: Path | None = None,
 ) -> Litestar:
-    """Wire pool-managerd: the lifespan runs every pool's supervisor and stops every engine on exit."""
+    """Wire pool-managerd: the lifespan runs every pool's supervisor and stops every engine on exit.
+
+    `base_dir` is where relative model paths resolve (the config file's directory; default the
+    working directory), as for the preparer.
+    """
     metrics = ServiceMetrics(SERVICE)
     http = httpx.AsyncClient()
     settings = SupervisorSettings.from_config(
@@ -66,6 +73,13 @@ def create_app(
             "registry": manager.registry,
             "manager": manager,
             "preparer": preparer,
+            # OC-POOL-3180: what a reload may name, resolved once at start-up.
+            "model_dirs": ModelDirs.of(
+                cache_root=Path(config.pool_managerd.cache_dir),
+                extra_dirs=config.catalog.model_dirs,
+                configured_refs={pool.model.ref for pool in config.pools},
+            ),
+            "base_dir": Path.cwd() if base_dir is None else base_dir,
             "uptime_ms": uptime_ms,
             "keepalive_s": config.orchestratord.sse.keepalive_ms / 1000,
         },

@@ -5,6 +5,8 @@ Progress and the outcome, including a rolled-back reload, show in the pool's sta
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from litestar import Controller, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
@@ -14,6 +16,7 @@ from msgspec import UNSET
 from llorch_contracts.api import DrainRequest, ErrorKind, PoolAction, PoolActionAccepted, ReloadRequest
 from llorch_http import ApiError
 from llorch_pools import PoolBusyError, PoolManager
+from llorch_provisioning import InvalidModelRefError, ModelDirs
 
 from ._pools import pool_or_error
 
@@ -39,10 +42,21 @@ class ControlController(Controller):
 
     @post("/{pool_id:str}/reload", status_code=HTTP_202_ACCEPTED, sync_to_thread=False)
     def reload(
-        self, pool_id: FromPath[str], data: JSONBody[ReloadRequest], manager: NamedDependency[PoolManager]
+        self,
+        pool_id: FromPath[str],
+        data: JSONBody[ReloadRequest],
+        manager: NamedDependency[PoolManager],
+        model_dirs: NamedDependency[ModelDirs],
+        base_dir: NamedDependency[Path],
     ) -> PoolActionAccepted:
         """Stage, verify, drain, restart; any failure keeps or restores the previous model."""
         pool_or_error(manager.registry, pool_id)
+        try:
+            # OC-POOL-3180: a client names files only inside the model directories; refused
+            # before anything opens the file, with one message whether it exists or not.
+            model_dirs.check_ref(data.new_model_ref, base_dir=base_dir)
+        except InvalidModelRefError as exc:
+            raise ApiError(ErrorKind.INVALID_PARAMS, f"new_model_ref: {exc}") from None
         sha256 = None if data.sha256 is UNSET else data.sha256
         try:
             manager.reload(pool_id, data.new_model_ref, sha256)
