@@ -11,6 +11,7 @@ import pytest
 
 from llorch_adapters import MockAdapter
 from llorch_config import parse_config
+from llorch_provisioning import download_path
 from llorch_store import CATALOG_FILE, CatalogStore
 from llorch_testkit import assert_conforms, serving
 from orchestratord import create_app
@@ -26,7 +27,11 @@ def state_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def client(state_dir: Path, tmp_path: Path) -> Iterator[httpx.Client]:
-    config = parse_config(MOCK_POOL + f"pool_managerd: {{cache_dir: {tmp_path / 'cache'}}}\n")
+    # tmp_path is a model directory (CAT-1080), so model_file()'s files may be catalogued.
+    config = parse_config(
+        MOCK_POOL
+        + f"pool_managerd: {{cache_dir: {tmp_path / 'cache'}}}\ncatalog: {{model_dirs: ['{tmp_path}']}}\n"
+    )
     app = create_app(config, adapters={"mock": MockAdapter()}, state_dir=state_dir)
     with serving(app) as url, httpx.Client(base_url=url, timeout=10) as http:
         yield http
@@ -150,7 +155,7 @@ def test_a_model_whose_verification_failed_is_refused_as_untrusted(
     assert (refused.status_code, refused.json()["code"]) == (400, "UNTRUSTED_ARTIFACT")
 
 
-@pytest.mark.req("CAT-1034", "CAT-1012", "OC-CTRL-2152")
+@pytest.mark.req("CAT-1034", "CAT-1012", "CAT-1083", "OC-CTRL-2152")
 def test_delete_is_409_while_a_pool_serves_the_model_else_204_and_only_catalog_files_go(
     client: httpx.Client, tmp_path: Path
 ) -> None:
@@ -162,15 +167,23 @@ def test_delete_is_409_while_a_pool_serves_the_model_else_204_and_only_catalog_f
 
     outside, _ = model_file(tmp_path)
     create(client, id="in-place", ref=f"file:{outside}")
-    downloaded = tmp_path / "cache" / "models" / "fetched" / "fetched.gguf"
+    # A file in the cache named by path is used in place, never deleted (CAT-1083); the file
+    # the cache fetched for an https: entry is.
+    by_path = tmp_path / "cache" / "models" / "fetched" / "fetched.gguf"
+    by_path.parent.mkdir(parents=True)
+    by_path.write_bytes(b"weights")
+    create(client, id="by-path", ref=f"file:{by_path}")
+    url = "https://models.example/fetched.gguf"
+    downloaded = download_path(tmp_path / "cache", url)
     downloaded.parent.mkdir(parents=True)
     downloaded.write_bytes(b"weights")
-    create(client, id="fetched", ref=f"file:{downloaded}")
-    for model_id in ["in-place", "fetched"]:
+    create(client, id="fetched", ref=url)
+    for model_id in ["in-place", "by-path", "fetched"]:
         gone = client.delete(f"/v2/catalog/models/{model_id}")
         assert_conforms(SERVICE, gone)
         assert gone.status_code == 204
     assert outside.exists()
+    assert by_path.exists()
     assert not downloaded.exists()
     again = client.delete("/v2/catalog/models/fetched")
     assert_conforms(SERVICE, again)

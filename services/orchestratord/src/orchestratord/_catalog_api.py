@@ -206,14 +206,25 @@ def _delete(catalog: CatalogStore, entry: CatalogEntry, cache_root: Path) -> Non
         discard_cached_model(parsed, cache_root)
 
 
-def _verification_slot(request: Request[Any, Any, Any]) -> threading.Lock:
+class VerificationSlot:
     """One verification at a time per app (CAT-1084): hashing must not take every worker thread."""
-    state = request.app.state
-    lock = state.get("catalog_verify_lock")
-    if lock is None:
-        lock = state.setdefault("catalog_verify_lock", threading.Lock())
-    assert isinstance(lock, threading.Lock)
-    return lock
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def try_acquire(self) -> bool:
+        return self._lock.acquire(blocking=False)
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+def _verification_slot(request: Request[Any, Any, Any]) -> VerificationSlot:
+    slot = request.app.state.get("catalog_verify_slot")
+    if not isinstance(slot, VerificationSlot):
+        slot = request.app.state.setdefault("catalog_verify_slot", VerificationSlot())
+    assert isinstance(slot, VerificationSlot)
+    return slot
 
 
 def _engine_of(config: LlorchConfig, entry: CatalogEntry) -> str:
@@ -301,7 +312,7 @@ class CatalogController(Controller):
     ) -> VerificationResult:
         entry = await _entry_or_404(catalog, model_id)
         slot = _verification_slot(request)
-        if not slot.acquire(blocking=False):
+        if not slot.try_acquire():
             raise ApiError(ErrorKind.CONFLICT, "another model verification is running; retry when it ends")
         stop = threading.Event()
         deadline = time.monotonic() + VERIFY_TIME_LIMIT_S
