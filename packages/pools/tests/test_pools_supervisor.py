@@ -86,10 +86,16 @@ async def test_real_llama_server_reaches_ready_and_is_stopped_on_exit(
     assert not pid_alive(pid), "no orphan llama-server after shutdown"
 
 
-@pytest.mark.req("OC-POOL-3003")
+@pytest.mark.req("OC-POOL-3003", "OC-POOL-3183")
 async def test_engine_that_exits_leaves_the_pool_unready_with_its_log(tmp_path: Path) -> None:
     port = free_port()
-    crash = script(tmp_path, "crash", "echo 'boom: cannot load model' >&2; exit 3")
+    # llama.cpp's log format: only its error-level lines reach last_error (OC-POOL-3183).
+    crash = script(
+        tmp_path,
+        "crash",
+        "echo '0.00.000.050 I starting' >&2; echo '0.00.000.100 E boom: cannot load model' >&2; "
+        "echo 'raw bytes that are no llama.cpp message' >&2; exit 3",
+    )
     preparer = StaticPreparer(binary=crash, model=crash)
     async with run_pools(preparer, tmp_path, pool_config((port, port + 5))) as manager:
         pool = await until_pool(manager, "p", lambda p: p.last_error is not None)
@@ -98,6 +104,8 @@ async def test_engine_that_exits_leaves_the_pool_unready_with_its_log(tmp_path: 
         assert pool.last_error is not None
         assert "exited with status 3" in pool.last_error
         assert "boom: cannot load model" in pool.last_error
+        assert "starting" not in pool.last_error
+        assert "raw bytes" not in pool.last_error
 
 
 @pytest.mark.req("OC-POOL-3011", "OC-POOL-3143", "OC-POOL-3145", "OC-POOL-3195")

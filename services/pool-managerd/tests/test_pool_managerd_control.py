@@ -21,18 +21,25 @@ from pool_managerd import create_app
 SERVICE = "pool-managerd"
 
 
-def app_config(port: int) -> str:
+def app_config(port: int, model_dirs: list[Path]) -> str:
     return (
         "profile: dev\npools:\n  - id: tiny\n    allow_cpu_inference: true\n    ctx_max: 512\n"
         f"pool_managerd:\n  engine_ports: {{start: {port}, end: {port + 20}}}\n"
         "  health_interval_ms: 100\n"
+        f"catalog: {{model_dirs: {[str(d) for d in model_dirs]}}}\n"
     )
 
 
 @pytest.fixture
-def client(llamacpp: EngineInstall, tiny_model_path: Path, tmp_path: Path) -> Iterator[httpx.Client]:
-    """A fresh pool-managerd per test: drains and reloads change its pool for good."""
-    config = parse_config(app_config(free_port()))
+def client(
+    llamacpp: EngineInstall, tiny_model_path: Path, second_model: Path, tmp_path: Path
+) -> Iterator[httpx.Client]:
+    """A fresh pool-managerd per test: drains and reloads change its pool for good.
+
+    `tmp_path/models` and the second model's directory are the model directories (OC-POOL-3180).
+    """
+    (tmp_path / "models").mkdir()
+    config = parse_config(app_config(free_port(), [tmp_path / "models", second_model.parent]))
     preparer = StaticPreparer(binary=llamacpp.binary_path, model=tiny_model_path)
     environ = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
     app = create_app(config, preparer=preparer, environ=environ)
@@ -103,7 +110,8 @@ def test_reload_switches_the_model_and_a_second_action_meanwhile_is_409(
 @pytest.mark.req("OC-POOL-3150")
 def test_failed_reload_keeps_serving_and_says_why(client: httpx.Client, tmp_path: Path) -> None:
     before = pool(client)
-    response = client.post("/v2/pools/tiny/reload", json={"new_model_ref": f"file:{tmp_path}/absent.gguf"})
+    absent = f"file:{tmp_path}/models/absent.gguf"
+    response = client.post("/v2/pools/tiny/reload", json={"new_model_ref": absent})
     assert response.status_code == 202
     after = until(client, lambda p: p.last_error is not None)
     assert after.ready
@@ -126,3 +134,53 @@ def test_unknown_pool_is_404_and_bad_bodies_are_400(client: httpx.Client) -> Non
         assert response.status_code == expected, (name, response.text)
     assert error_code(responses["drain_unknown"]) == ErrorKind.NOT_FOUND
     assert pool(client).ready, "refused actions change nothing"
+
+
+@pytest.mark.req("OC-POOL-3180")
+def test_a_reload_outside_the_model_directories_is_400_alike_and_nothing_is_attempted(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    before = pool(client)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.gguf"
+    secret.write_bytes(b"root:x:0:0:SECRET")
+    link = tmp_path / "models" / "link.gguf"
+    link.symlink_to(secret)  # inside a model directory, pointing outside
+    refs = [
+        "file:/etc/passwd",
+        "../../etc/passwd",
+        f"file:{secret}",
+        f"file:{outside / 'absent.gguf'}",
+        f"file:{link}",
+        f"{tmp_path}/models/../outside/secret.gguf",
+    ]
+    messages = set()
+    for ref in refs:
+        response = client.post("/v2/pools/tiny/reload", json={"new_model_ref": ref})
+        assert_conforms(SERVICE, response)
+        assert response.status_code == 400, (ref, response.text)
+        envelope = msgspec.json.decode(response.content, type=ErrorEnvelope)
+        assert envelope.code == ErrorKind.INVALID_PARAMS
+        messages.add(envelope.message.replace(repr(ref), "<ref>"))
+    assert len(messages) == 1, messages
+    assert "SECRET" not in messages.pop()
+    after = pool(client)
+    assert (after.ready, after.model_ref, after.last_error) == (True, before.model_ref, None)
+
+
+@pytest.mark.req("OC-POOL-3183")
+def test_last_error_keeps_llama_cpps_error_lines_and_never_the_files_bytes(
+    client: httpx.Client, tmp_path: Path
+) -> None:
+    """The real llama-server fails on a file that is not GGUF and quotes its first bytes; we do not."""
+    not_gguf = tmp_path / "models" / "not-a-model.gguf"
+    not_gguf.write_bytes(b"LEAK:x:0:0:SECRET-LINE:/nonexistent:/bin/bash\n" * 4)
+    response = client.post("/v2/pools/tiny/reload", json={"new_model_ref": f"file:{not_gguf}"})
+    assert response.status_code == 202
+    after = until(client, lambda p: p.last_error is not None and p.ready, timeout_s=60)
+    error = after.last_error or ""
+    assert "invalid magic characters: <not shown>" in error, error
+    assert "failed to load model" in error
+    for leak in ("LEAK", "SECRET", "/bin/bash"):
+        assert leak not in error, error

@@ -62,7 +62,8 @@ def restarts_metric(client: httpx.Client, reason: str) -> float:
 @pytest.mark.req("OC-POOL-3145", "OC-POOL-3195", "OC-POOL-3196")
 def test_an_open_breaker_is_in_the_pool_view_and_the_restart_metric(tmp_path: Path) -> None:
     crash = tmp_path / "crash"
-    crash.write_text("#!/bin/sh\necho 'cannot load model' >&2\nexit 3\n")
+    # llama.cpp's log format: only its error-level lines reach last_error (OC-POOL-3183).
+    crash.write_text("#!/bin/sh\necho '0.00.000.100 E cannot load model' >&2\nexit 3\n")
     crash.chmod(crash.stat().st_mode | stat.S_IXUSR)
     preparer = StaticPreparer(binary=crash, model=crash)
     with pool_managerd(preparer, tmp_path, "{backoff_initial_ms: 20, backoff_max_ms: 50}") as client:

@@ -40,7 +40,7 @@ class LaunchSpec:
 
 
 # llama.cpp's log lines: "<elapsed> <level> <message>", level E for errors (OC-POOL-3183).
-_LLAMA_LINE = re.compile(r"^\s*\d+\.\d+\.\d+ ([EWIDT]) (.*)$")
+_LLAMA_LINE = re.compile(r"^\s*(?:\d+\.)+\d+ ([EWIDT]) (.*)$")
 # gguf_init_from_reader quotes a bad file's first bytes ("invalid magic characters: 'root'").
 _QUOTED_BYTES = re.compile(r"(invalid magic characters:) '[^']*'")
 
@@ -61,12 +61,12 @@ def engine_errors(text: str, limit: int = 8) -> list[str]:
     return errors[-limit:]
 
 
-def log_tail(path: Path, limit: int = LOG_TAIL_BYTES) -> str:
-    """The engine's last error messages from its log, for `last_error` (OC-POOL-3183)."""
+def log_tail(path: Path, limit: int = LOG_TAIL_BYTES, *, start: int = 0) -> str:
+    """The engine's last error messages from its log after byte `start`, for `last_error` (OC-POOL-3183)."""
     try:
         with path.open("rb") as log:
             log.seek(0, os.SEEK_END)
-            log.seek(max(0, log.tell() - limit))
+            log.seek(max(start, log.tell() - limit))
             text = log.read().decode("utf-8", "replace")
     except OSError:
         return ""
@@ -76,14 +76,16 @@ def log_tail(path: Path, limit: int = LOG_TAIL_BYTES) -> str:
 class EngineProcess:
     """A running engine; `stop()` is idempotent and always leaves no process behind."""
 
-    def __init__(self, spec: LaunchSpec, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, spec: LaunchSpec, process: asyncio.subprocess.Process, log_start: int = 0) -> None:
         self.spec = spec
         self._process = process
+        self._log_start = log_start  # this run's first byte in the (appended) log
 
     @classmethod
     async def start(cls, spec: LaunchSpec) -> EngineProcess:
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with spec.log_path.open("ab") as log:
+            log_start = log.tell()
             try:
                 process = await asyncio.create_subprocess_exec(
                     *spec.argv,
@@ -96,7 +98,7 @@ class EngineProcess:
                 )
             except OSError as exc:
                 raise EngineExitedError(f"cannot start {spec.argv[0]}: {exc.strerror}") from exc
-        return cls(spec, process)
+        return cls(spec, process, log_start)
 
     @property
     def pid(self) -> int:
@@ -120,7 +122,7 @@ class EngineProcess:
         how = (
             f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with status {code}"
         )
-        tail = log_tail(self.spec.log_path)
+        tail = log_tail(self.spec.log_path, start=self._log_start)
         return f"engine {how}" + (f"; engine errors:\n{tail}" if tail else f"; see {self.spec.log_path}")
 
     async def stop(self) -> None:
