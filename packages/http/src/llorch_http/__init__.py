@@ -6,6 +6,7 @@ One error envelope for every failure, one correlation id on every response.
 from ._app import create_service_app
 from ._auth import AuthPolicy, fingerprint, identity_of
 from ._background import FATAL_EXIT_CODE, FatalExit, background_loops
+from ._bodies import MAX_BODY_BYTES, MAX_JSON_DEPTH, nests_deeper_than
 from ._correlation import add_correlation_header, correlation_id_of
 from ._errors import STATUS_BY_KIND, ApiError, error_response, exception_handlers
 from ._ids import checked_id
@@ -17,6 +18,8 @@ from ._sse import KEEPALIVE, SSE_HEADERS, sse_event
 __all__ = [
     "FATAL_EXIT_CODE",
     "KEEPALIVE",
+    "MAX_BODY_BYTES",
+    "MAX_JSON_DEPTH",
     "SSE_HEADERS",
     "STATUS_BY_KIND",
     "ApiError",
@@ -36,6 +39,7 @@ __all__ = [
     "exception_handlers",
     "fingerprint",
     "identity_of",
+    "nests_deeper_than",
     "read_build_info",
     "redact",
     "serve",

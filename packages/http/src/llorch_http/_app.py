@@ -11,6 +11,7 @@ from litestar.di import Provide
 from litestar.types import ControllerRouterHandler
 
 from ._auth import AuthPolicy
+from ._bodies import MAX_BODY_BYTES, check_json_body
 from ._correlation import add_correlation_header
 from ._errors import exception_handlers
 
@@ -38,6 +39,9 @@ def create_service_app(
         route_handlers=list(route_handlers),
         dependencies=dependencies,
         before_send=[add_correlation_header],
+        # OC-CTRL-2176..2179, OC-POOL-3198: bodies are bounded and checked before any decoder runs.
+        before_request=check_json_body,
+        request_max_body_size=MAX_BODY_BYTES,
         guards=[(auth or AuthPolicy(token=None)).guard],
         exception_handlers=exception_handlers(),
         lifespan=list(lifespan),

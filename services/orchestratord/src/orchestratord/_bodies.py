@@ -22,5 +22,9 @@ def decode_body(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
         match = _FIELD_AT.match(str(exc))
         message = f"{match.group('path')}: {match.group('detail')}" if match else str(exc)
         raise ApiError(ErrorKind.INVALID_PARAMS, message) from exc
+    except UnicodeDecodeError as exc:
+        # msgspec raises this, not DecodeError, for invalid UTF-8 in a string (OC-CTRL-2177); the app's
+        # before_request check refuses such bodies first, this covers bodies decoded any other way.
+        raise ApiError(ErrorKind.INVALID_PARAMS, f"request body is not valid UTF-8: {exc.reason}") from None
     except msgspec.DecodeError as exc:
         raise ApiError(ErrorKind.INVALID_PARAMS, f"request body is not valid JSON: {exc}") from exc
