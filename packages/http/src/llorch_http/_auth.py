@@ -24,7 +24,8 @@ from ._errors import ApiError
 
 MAX_HEADER_BYTES = 8192
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="llama-orch"'}
-_FORWARDING = ("forwarded", "x-forwarded-for")
+# Any of these means the loopback peer relays someone else's request (AUTH-1107).
+_FORWARDING = ("forwarded", "x-forwarded-for", "x-real-ip")
 
 
 def fingerprint(token: str) -> str:
@@ -73,7 +74,9 @@ class AuthPolicy:
         if (method, path) in self.exempt:
             return "anonymous"
         loopback = peer is not None and is_loopback(peer)
-        forwarded = any(name in headers for name in _FORWARDING)
+        forwarded = is_forwarded(headers)
+        # `peer` is the TCP peer (uvicorn's proxy_headers is off, AUTH-1108): proxy headers only ever
+        # grant access from the trusted proxy, a loopback peer under trust_proxy_auth (AUTH-1109).
         if self.trust_proxy and loopback and forwarded:
             return "proxy"
         if self.optional and loopback and not forwarded:
@@ -99,6 +102,11 @@ class AuthPolicy:
         method = str(connection.scope.get("method", "GET"))
         identity = self.identity_for(method, connection.url.path, connection.headers, peer)
         connection.scope.setdefault("state", {})["identity"] = identity
+
+
+def is_forwarded(headers: Mapping[str, str]) -> bool:
+    """Whether the request carries any proxy header (`Forwarded`, `X-Forwarded-For`, `X-Real-IP`)."""
+    return any(name in headers for name in _FORWARDING)
 
 
 def identity_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:

@@ -41,6 +41,9 @@ def serve(app: Litestar, bind: str, *, auth: AuthPolicy, token_env: str) -> int:
             log_level="warning",
             access_log=False,
             lifespan="on",
+            # The auth guard judges the TCP peer; uvicorn would otherwise rewrite it from
+            # X-Forwarded-For for peers in FORWARDED_ALLOW_IPS, read from the environment (AUTH-1108).
+            proxy_headers=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
     )
