@@ -19,6 +19,7 @@ from litestar.types import ExceptionHandlersMap
 from llorch_contracts.api import EngineKind, ErrorEnvelope, ErrorKind, QueueFullPolicy
 
 from ._correlation import correlation_id_of
+from ._redact import redact
 
 log = logging.getLogger("llorch.http")
 
@@ -70,6 +71,9 @@ class ApiError(Exception):
         engine: EngineKind | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        # Messages often quote client input (a model ref with credentials in it): redact once, here,
+        # so neither the envelope nor a log line of this error can carry a secret (ORCH-3330).
+        message = redact(message)
         super().__init__(message)
         self.kind = kind
         self.message = message

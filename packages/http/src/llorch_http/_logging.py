@@ -1,27 +1,25 @@
-"""Service logs as JSON lines (HME-030) or a readable line per event, with secrets redacted (ORCH-3037)."""
+"""Service logs as JSON lines (HME-030) or a readable line per event, every string redacted (ORCH-3330)."""
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from datetime import UTC, datetime
 
-_SECRET = re.compile(r"(?i)(bearer\s+|(?:api[_-]?key|token|secret|password)[=:]\s*)[^\s\"',;]+")
+from ._redact import redact, redact_value
 
-
-def redact(text: str) -> str:
-    """Mask bearer tokens and `key=value` secrets in a message."""
-    return _SECRET.sub(r"\1****", text)
+# `redact` is re-exported: `llorch_http.redact` is the one redaction function of both services (ORCH-3330).
+__all__ = ["JsonLines", "RedactingFormatter", "configure_logging", "redact"]
 
 
 class JsonLines(logging.Formatter):
     """One JSON object per record: time, level, service, logger, `human`, and the record's `fields`."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, secrets: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.service = service
+        self.secrets = secrets
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, object] = {
@@ -29,25 +27,40 @@ class JsonLines(logging.Formatter):
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
-            "human": redact(record.getMessage()),
+            "human": redact(record.getMessage(), self.secrets),
         }
         if action := getattr(record, "action", None):
             line["action"] = action
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
-            line.update({k: v for k, v in fields.items() if v is not None})
+            # Structured fields carry client input (model refs, session ids): redact them too (ORCH-3330).
+            line.update({k: redact_value(v, self.secrets) for k, v in fields.items() if v is not None})
         if record.exc_info:
-            line["exception"] = redact(self.formatException(record.exc_info))
-        return json.dumps(line, default=str)
+            line["exception"] = redact(self.formatException(record.exc_info), self.secrets)
+        return json.dumps(line, default=lambda value: redact(str(value), self.secrets))
 
 
-def configure_logging(service: str, *, json_lines: bool, level: str) -> None:
-    """Route every log record to stderr in the configured format (called once by each service's main)."""
+class RedactingFormatter(logging.Formatter):
+    """The pretty console format, passed through the same redaction as JSON lines (ORCH-3330)."""
+
+    def __init__(self, fmt: str, secrets: tuple[str, ...] = ()) -> None:
+        super().__init__(fmt)
+        self.secrets = secrets
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record), self.secrets)
+
+
+def configure_logging(service: str, *, json_lines: bool, level: str, secrets: tuple[str, ...] = ()) -> None:
+    """Route every log record to stderr in the configured format (called once by each service's main).
+
+    `secrets` (the configured token) are masked verbatim wherever they appear (ORCH-3326).
+    """
     handler = logging.StreamHandler(sys.stderr)
     if json_lines:
-        handler.setFormatter(JsonLines(service))
+        handler.setFormatter(JsonLines(service, secrets))
     else:
-        handler.setFormatter(logging.Formatter(f"{service} %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(RedactingFormatter(f"{service} %(levelname)s %(name)s: %(message)s", secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
