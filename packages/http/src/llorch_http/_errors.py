@@ -56,6 +56,9 @@ RETRIABLE_KINDS = frozenset(
 )
 
 DEFAULT_RETRY_AFTER_MS = 1000
+#: The contract's maxLength for `ErrorEnvelope.message`; longer messages (one quoting a hostile
+#: 5000-character id, say) are cut to fit (OC-CTRL-2180).
+MAX_MESSAGE_CHARS = 2048
 
 
 class ApiError(Exception):
@@ -96,7 +99,7 @@ class ApiError(Exception):
     def envelope(self, correlation_id: str) -> ErrorEnvelope:
         return ErrorEnvelope(
             code=self.kind,
-            message=self.message,
+            message=_fit(self.message),
             retriable=self.retriable,
             retry_after_ms=msgspec.UNSET if self.retry_after_ms is None else self.retry_after_ms,
             policy_label=msgspec.UNSET if self.policy_label is None else self.policy_label,
@@ -111,6 +114,12 @@ class ApiError(Exception):
             headers["Retry-After"] = str(max(1, math.ceil(self.retry_after_ms / 1000)))
             headers["X-Backoff-Ms"] = str(self.retry_after_ms)
         return headers
+
+
+def _fit(message: str) -> str:
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message or "error"
+    return message[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
 def error_response(error: ApiError, correlation_id: str) -> Response[bytes]:
