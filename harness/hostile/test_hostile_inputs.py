@@ -28,7 +28,6 @@ from llorch_pools.testing import StaticPreparer
 
 MOCK_POOL = "pools:\n  - id: default\n    engine: {kind: mock}\n    model: {ref: tinyllama-q4}\n"
 MANAGED_POOL = "pools:\n  - id: default\n    model: {ref: tinyllama-q4}\n"
-REQUIREMENTS = ("OC-CTRL-2176", "OC-CTRL-2177", "OC-CTRL-2178", "OC-CTRL-2179", "OC-CTRL-2180")
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +75,15 @@ def assert_typed_4xx(response: httpx.Response, statuses: frozenset[int]) -> Erro
     return envelope
 
 
-@pytest.mark.req(*REQUIREMENTS, "OC-POOL-3198", "OC-POOL-3199")
+@pytest.mark.req(
+    "OC-CTRL-2176",
+    "OC-CTRL-2177",
+    "OC-CTRL-2178",
+    "OC-CTRL-2179",
+    "OC-CTRL-2180",
+    "OC-POOL-3198",
+    "OC-POOL-3199",
+)
 @pytest.mark.parametrize("case", CORPUS, ids=[case.name for case in CORPUS])
 def test_hostile_request_gets_a_typed_4xx(
     case: Hostile,
