@@ -154,3 +154,25 @@ def test_json_content_types_are_accepted(
         "/v2/pools/default/drain", content=b'{"deadline_ms":1000}', headers={"content-type": content_type}
     )
     assert response.status_code in {202, 409}, response.text
+
+
+@pytest.mark.req("OC-CTRL-2181")
+def test_verify_of_an_unreadable_file_is_a_400(tmp_path: Path) -> None:
+    """/proc/self/mem is a regular file whose first read fails with EIO: a model directory of
+    `/proc/self` lets it into the catalog, so verify meets a real unreadable file."""
+    config = MOCK_POOL + "catalog: {model_dirs: [/proc/self]}\n"
+    app = orchestratord.create_app(
+        parse_config(config), adapters={"mock": MockAdapter(MockScript())}, state_dir=tmp_path
+    )
+    digest = b"sha256:" + b"0" * 64
+    with TestClient(app) as client:
+        created = client.post(
+            "/v2/catalog/models",
+            content=b'{"id":"mem","ref":"file:/proc/self/mem","digest":"%s"}' % digest,
+            headers=wire(JSON),
+        )
+        assert created.status_code == 201, created.text
+        envelope = assert_typed_4xx(client.post("/v2/catalog/models/mem/verify"), frozenset({400}))
+        assert envelope.code == ErrorKind.INVALID_PARAMS
+        assert "Input/output" not in envelope.message
+        assert client.get("/v2/catalog/models/mem").json()["last_verification"] is None

@@ -136,8 +136,16 @@ def verify(
     path = _file_to_hash(entry, dirs, cache_root)
     actual = size = None
     if path is not None and path.is_file():
-        size = path.stat().st_size
-        actual = file_digest_until(path, should_stop)
+        try:
+            size = path.stat().st_size
+            actual = file_digest_until(path, should_stop)
+        except OSError:
+            # OC-CTRL-2181: unreadable (EACCES, EIO, gone since is_file) is the caller's problem to
+            # fix, not a 500; the OS error stays out of the message, nothing is recorded.
+            raise ApiError(
+                ErrorKind.INVALID_PARAMS,
+                f"the model file of {model_id!r} cannot be read; nothing was recorded",
+            ) from None
         if actual is None:
             raise VerificationStoppedError(model_id)
     if entry.digest is None:
