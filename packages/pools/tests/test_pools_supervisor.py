@@ -12,6 +12,7 @@ from pathlib import Path
 
 import anyio
 import httpx
+import msgspec
 import pytest
 
 from llorch_config import parse_config
@@ -283,3 +284,24 @@ def test_cpu_replicas_share_the_cores_instead_of_each_taking_all() -> None:
         "GPU replicas keep llama.cpp's choice"
     )
     assert cpu_threads([], replicas=2, extra_flags=["--threads", "3"], cpus=8) is None, "explicit flags win"
+
+
+@pytest.mark.req("OC-POOL-3003", "ORCH-3330")
+async def test_a_model_step_shows_a_url_ref_without_its_secrets_and_within_the_id_pattern(
+    tmp_path: Path,
+) -> None:
+    ref = "https://user:SECRET1@models.example/m.gguf?sig=SECRET2"
+    preparer = StaticPreparer(binary=Path("/bin/true"), model=Path("/bin/true"), fail_model="no download")
+    port = free_port()
+    config = pool_config((port, port + 1))
+    pools = [
+        msgspec.structs.replace(p, model=msgspec.structs.replace(p.model, ref=ref)) for p in config.pools
+    ]
+    async with run_pools(preparer, tmp_path, msgspec.structs.replace(config, pools=pools)) as manager:
+        pool = await until_pool(manager, "p", lambda p: p.last_error is not None)
+    steps = [s for s in pool.preparation.steps if s.kind == "model_fetch"]
+    assert len(steps) == 1
+    assert "SECRET" not in steps[0].id
+    assert "SECRET" not in steps[0].description
+    # The pool view must decode on orchestratord's side: ids follow the contract's pattern.
+    msgspec.json.decode(msgspec.json.encode(pool), type=PoolStatus)

@@ -9,6 +9,7 @@ readable, Unready pool rather than a dead task.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -27,6 +28,7 @@ from llorch_contracts.api import (
     PreparationStepStatus,
 )
 from llorch_contracts.config import PoolConfig
+from llorch_provisioning import redact_url
 
 from ._preparation import PreparationError, PreparedEngine, StagedModel
 from ._registry import PoolRegistry
@@ -134,10 +136,11 @@ class PoolSupervisor:
             self._provisioned(mode, "failure", started)
             raise
         self._provisioned(mode, "reused" if engine.reused else "success", started)
+        shown = _shown_ref(self.pool.model.ref)
         model_step = _step(
-            f"model:{self.pool.model.ref}"[:128],
+            _STEP_ID_UNSAFE.sub("-", f"model:{shown}")[:128],
             PreparationStepKind.model_fetch,
-            f"Stage and verify the model {self.pool.model.ref}",
+            f"Stage and verify the model {shown}",
         )
         model = await self._step(model_step, lambda report: preparer.stage_model(self.pool, engine, report))
         warmup = f"Start {self.pool.replicas} replica(s) and wait until they are healthy"
@@ -172,6 +175,15 @@ _GROUP = {
     PreparationStepKind.model_fetch: PreparationStepGroup.model,
     PreparationStepKind.pool_warmup: PreparationStepGroup.pool,
 }
+
+
+#: Characters a step id may not hold (the contract's pattern); a ref's other characters become "-".
+_STEP_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._:/-]")
+
+
+def _shown_ref(ref: str) -> str:
+    """A model ref as it may be shown: a URL without user info, query or fragment (they carry secrets)."""
+    return redact_url(ref) if "://" in ref else ref
 
 
 def _step(step_id: str, kind: PreparationStepKind, description: str) -> PreparationStep:
