@@ -8,15 +8,12 @@ every finished task would hold its megabyte for `retain_ms` (300 MiB here).
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from llorch_testkit import free_port
+from llorch_testkit import free_port, orchestratord_process
 
 TASKS = 300
 WARMUP = 40
@@ -50,27 +47,10 @@ def test_rss_stays_flat_while_tasks_with_megabyte_prompts_come_and_go(tmp_path: 
         "artifacts: {root: " + str(tmp_path / "artifacts") + "}\n"
         "pools:\n  - id: p\n    engine: {kind: mock}\n    model: {ref: m}\n"
     )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "orchestratord", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/metrics", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "orchestratord did not start"
-                time.sleep(0.05)
-        with httpx.Client(base_url=base, timeout=30) as client:
-            _run_tasks(client, WARMUP)
-            before = _rss_kb(server.pid)
-            _run_tasks(client, TASKS)
-            after = _rss_kb(server.pid)
-    finally:
-        server.kill()
-        server.wait()
+    base = f"http://127.0.0.1:{port}"
+    with orchestratord_process(config, base) as server, httpx.Client(base_url=base, timeout=30) as client:
+        _run_tasks(client, WARMUP)
+        before = _rss_kb(server.pid)
+        _run_tasks(client, TASKS)
+        after = _rss_kb(server.pid)
     assert after - before < GROWTH_BOUND_KB, f"RSS grew by {(after - before) // 1024} MiB over {TASKS} tasks"

@@ -8,9 +8,6 @@ sets, so tasks can be left queued (the pool still preparing) and then run
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +19,16 @@ import pytest
 from llorch_adapters import MockAdapter, MockScript
 from llorch_config import parse_config
 from llorch_contracts.api import EngineKind, PoolStatus
-from llorch_testkit import FakePoolManager, free_port, parse_sse, pool_status, replica_status, serving
+from llorch_testkit import (
+    FakePoolManager,
+    admit,
+    free_port,
+    orchestratord_process,
+    parse_sse,
+    pool_status,
+    replica_status,
+    serving,
+)
 from orchestratord import create_app
 
 MAX_EVENTS = 1024
@@ -55,15 +61,8 @@ def _orchestratord(pool_managerd: str, state_dir: Path) -> Iterator[httpx.Client
         yield client
 
 
-def _admit(client: httpx.Client, deadline_s: float = 20) -> str:
-    deadline = time.monotonic() + deadline_s
-    while True:
-        answer = client.post("/v2/tasks", json={"model_ref": "m", "prompt": "hello there", "max_tokens": 4})
-        if answer.status_code == 202:
-            return str(answer.json()["task_id"])
-        assert answer.status_code == 503, answer.text  # OC-CTRL-2170: no pool view yet
-        assert time.monotonic() < deadline, "the pool view never arrived"
-        time.sleep(0.05)
+def _admit(client: httpx.Client) -> str:
+    return admit(client, {"model_ref": "m", "prompt": "hello there", "max_tokens": 4})
 
 
 @pytest.mark.req("OC-CTRL-2172", "OC-CTRL-2173", "OC-CTRL-2174")
@@ -110,26 +109,8 @@ def test_an_acknowledged_admission_survives_sigkill(tmp_path: Path) -> None:
 
 def _run_then(config: Path, base: str, work: Callable[[httpx.Client], T], stop: signal.Signals) -> T:
     """Start orchestratord, do `work` against it, then stop it with `stop`."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "orchestratord", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/metrics", timeout=1)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, "orchestratord exited"
-                assert time.monotonic() < deadline, "orchestratord did not start"
-                time.sleep(0.05)
-        with httpx.Client(base_url=base, timeout=10) as client:
-            result = work(client)
+    with orchestratord_process(config, base) as server, httpx.Client(base_url=base, timeout=10) as client:
+        result = work(client)
         server.send_signal(stop)
         server.wait(timeout=20)
-        return result
-    finally:
-        server.kill()
-        server.wait()
+    return result

@@ -1,5 +1,6 @@
 """Helpers shared by llama-orch's test suites."""
 
+from ._daemon import admit, orchestratord_process
 from ._engine import engine_install, tiny_model
 from ._openapi import assert_conforms, contract
 from ._pool_view import FakePoolManager, pool_status, replica_status
@@ -11,10 +12,12 @@ __all__ = [
     "FakePoolManager",
     "SseEvent",
     "Stack",
+    "admit",
     "assert_conforms",
     "contract",
     "engine_install",
     "free_port",
+    "orchestratord_process",
     "parse_sse",
     "pool_status",
     "replica_status",
