@@ -58,8 +58,7 @@ def _everything_said(client: httpx.Client, paths: list[str]) -> list[httpx.Respo
     strict=True,
     reason="known leaks outside the http package (issue 8 outcome 5, open): the catalog stores and "
     "echoes a ref's signed query (X-Amz-Signature=...); pool-managerd puts a reload ref verbatim into "
-    "model_ref and the preparation step id and description, so /v2/pools leaks it and orchestratord's "
-    "view of the pool fails to decode (503)",
+    "model_ref, so /v2/pools shows it (the preparation step no longer does, fcc93e9)",
 )
 def test_no_secret_or_prompt_leaves_through_answers_or_logs(
     llamacpp: EngineInstall, tiny_model_path: Path, tmp_path: Path, service_log: io.StringIO
