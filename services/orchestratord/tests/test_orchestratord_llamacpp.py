@@ -11,7 +11,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -50,9 +50,15 @@ class HeldStream(WorkerAdapter):
 
     engine = "llamacpp"
 
-    def __init__(self, inner: LlamaCppAdapter) -> None:
-        self.inner = inner
+    def __init__(self) -> None:
         self.release = threading.Event()
+
+    @contextlib.asynccontextmanager
+    async def _real(self) -> AsyncIterator[LlamaCppAdapter]:
+        # A client per call, opened and closed on orchestratord's own loop: a client shared across the
+        # module would leave a transport open on that loop when it closes (uvloop then fails with EBUSY).
+        async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None)) as client:
+            yield LlamaCppAdapter(client)
 
     async def generate(
         self,
@@ -63,36 +69,37 @@ class HeldStream(WorkerAdapter):
         idle_timeout_s: float,
     ) -> AsyncGenerator[TokenDelta | Finished, None]:
         tokens = 0
-        stream = self.inner.generate(
-            endpoint, request, first_token_timeout_s=first_token_timeout_s, idle_timeout_s=idle_timeout_s
-        )
-        async with contextlib.aclosing(stream):
-            async for item in stream:
-                yield item
-                tokens += isinstance(item, TokenDelta)
-                if request.seed == HELD_SEED and tokens == HELD_AFTER_TOKENS:
-                    await asyncio.to_thread(self.release.wait)
+        async with self._real() as real:
+            stream = real.generate(
+                endpoint, request, first_token_timeout_s=first_token_timeout_s, idle_timeout_s=idle_timeout_s
+            )
+            async with contextlib.aclosing(stream):
+                async for item in stream:
+                    yield item
+                    tokens += isinstance(item, TokenDelta)
+                    if request.seed == HELD_SEED and tokens == HELD_AFTER_TOKENS:
+                        await asyncio.to_thread(self.release.wait)
 
     async def health(self, endpoint: str) -> bool:
-        return await self.inner.health(endpoint)
+        async with self._real() as real:
+            return await real.health(endpoint)
 
     async def props(self, endpoint: str) -> EngineProps:
-        return await self.inner.props(endpoint)
+        async with self._real() as real:
+            return await real.props(endpoint)
 
     async def slots(self, endpoint: str) -> SlotState:
-        return await self.inner.slots(endpoint)
+        async with self._real() as real:
+            return await real.slots(endpoint)
 
     async def count_tokens(self, endpoint: str, text: str) -> int | None:
-        return await self.inner.count_tokens(endpoint, text)
+        async with self._real() as real:
+            return await real.count_tokens(endpoint, text)
 
 
 @pytest.fixture(scope="module")
 def held() -> HeldStream:
-    # No idle keep-alive connections: none is left open on orchestratord's loop when it stops.
-    client = httpx.AsyncClient(
-        timeout=httpx.Timeout(10.0, read=None), limits=httpx.Limits(max_keepalive_connections=0)
-    )
-    return HeldStream(LlamaCppAdapter(client))
+    return HeldStream()
 
 
 @pytest.fixture(scope="module")
