@@ -8,27 +8,20 @@ acknowledged can never race a token append (ORCH-3026).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 
-import msgspec
 from msgspec import UNSET
 
-from llorch_adapters import AdapterError, WorkerAdapter
+from llorch_adapters import WorkerAdapter
 from llorch_contracts.api import (
-    EngineKind,
     ErrorKind,
     FinishReason,
-    PoolState,
     PoolStatus,
-    Preparation,
-    QueueFullPolicy,
     ReplicaStatus,
     SessionInfo,
-    SseMetrics,
     TaskRequest,
     TaskState,
     TaskStatus,
@@ -52,23 +45,21 @@ from ._journaling import (
     decode_record,
     encode_record,
     journal_hook,
-    next_epoch_id,
-    restored_frames,
 )
 from ._observer import DataPlaneObserver, NullObserver
 from ._pool_runtime import PoolRuntime
-from ._poolview import PoolView
-from ._prep import prep_of
+from ._poolview import PoolView, unreported_status
+from ._restore import orphan_runtime, reinstate
 from ._retention import Retention
 from ._runner import Outcome, fail
 from ._sessions import SessionStore, usage_of
-from ._settings import DataPlaneSettings, QueueSettings
-from ._task import Task
+from ._settings import DataPlaneSettings
+from ._task import Task, request_digest
 from ._tasklog import TaskLog
+from ._waiting import end_if_pool_gone, refresh_waiting
 
 log = logging.getLogger("llorch.dataplane")
 CANCEL_WAIT_S = 2.0
-SLOT_POLL_S = 0.002
 #: Longest a 202 waits for the group commit holding its admission (OC-CTRL-2120).
 JOURNAL_WAIT_S = 5.0
 #: Suggested retry delay while orchestratord has no current pool view (OC-CTRL-2170).
@@ -119,8 +110,6 @@ class Orchestrator:
             for pool in config.pools
         }
         view.add_listener(self._view_changed)
-
-    # ------------------------------------------------------------------ admission
 
     def admit(self, request: TaskRequest, correlation_id: str, identity: str = "localhost") -> Task:
         """Admit or refuse (AdmissionError); an admitted task's log already holds `started`."""
@@ -230,35 +219,19 @@ class Orchestrator:
     def _drop(self, victim: Task, runtime: PoolRuntime) -> None:
         """drop-lru evicted this queued task: it ends with QUEUE_FULL_DROP_LRU (OC-CORE-1103)."""
         retry_ms = max(1000, runtime.predict(self.view.get(runtime.pool_id), []))
-        fail(victim, ErrorKind.QUEUE_FULL_DROP_LRU, "dropped from a full queue (drop-lru)", retriable=True,
-             retry_after_ms=retry_ms)  # fmt: skip
+        message = "dropped from a full queue (drop-lru)"
+        fail(victim, ErrorKind.QUEUE_FULL_DROP_LRU, message, retriable=True, retry_after_ms=retry_ms)
         self.finished(victim, None)
 
     def queued(self, runtime: PoolRuntime, now: float) -> list[Task]:
         return [self.tasks[t] for t in runtime.queue.ordered(now) if t in self.tasks]
-
-    # ------------------------------------------------------------------ queries and cancel
 
     def pool(self, pool_id: str) -> PoolStatus | None:
         """A configured pool as last reported, or `provisioning` (with the feed's problem) until reported."""
         if (reported := self.view.get(pool_id)) is not None:
             return reported
         configured = next((p for p in self.config.pools if p.id == pool_id), None)
-        if configured is None:
-            return None
-        return PoolStatus(
-            pool_id=configured.id,
-            engine=EngineKind(str(configured.engine.kind)),
-            model_ref=configured.model.ref,
-            model_digest=None,
-            live=False,
-            ready=False,
-            draining=False,
-            state=PoolState.provisioning,
-            last_error=self.view.feed_error,
-            preparation=Preparation(steps=[]),
-            replicas=[],
-        )
+        return None if configured is None else unreported_status(configured, self.view.feed_error)
 
     def pools(self) -> list[PoolStatus]:
         """Every configured pool, in configuration order."""
@@ -304,26 +277,9 @@ class Orchestrator:
         if runner is not None and not runner.done():
             runner.cancel()
             await asyncio.wait({runner}, timeout=CANCEL_WAIT_S)
-            if task.replica_id is not None:
-                await self._confirm_released(runtime, task.replica_id)
+            if task.replica_id is not None and (replica := self.replica(task.pool_id, task.replica_id)):
+                await runtime.confirm_released(self.adapters[runtime.engine], replica, self.clock)
         runtime.kick()
-
-    async def _confirm_released(self, runtime: PoolRuntime, replica_id: str) -> None:
-        """Return once the engine reports the canceled request's slot free again (OC-ADAPT-5204)."""
-        replica = self.replica(runtime.pool_id, replica_id)
-        if replica is None:
-            return
-        adapter = self.adapters[runtime.engine]
-        deadline = self.clock() + CANCEL_WAIT_S
-        while self.clock() < deadline:
-            try:
-                slots = await adapter.slots(replica.endpoint)
-            except AdapterError:
-                return  # the replica is gone; pool-managerd will report it
-            if slots.free >= slots.total - runtime.active[replica_id]:
-                return
-            await asyncio.sleep(SLOT_POLL_S)
-        log.warning("replica %s still reports a busy slot %.1fs after a cancel", replica_id, CANCEL_WAIT_S)
 
     def finished(self, task: Task, outcome: Outcome | None) -> None:
         if task.ended_at is not None:
@@ -344,8 +300,6 @@ class Orchestrator:
         task.drop_prompt()
         for forgotten in self.retention.add(task.task_id, task.ended_at, task.log.size_bytes()):
             self._forget(forgotten)
-
-    # ------------------------------------------------------------------ dispatch
 
     def _view_changed(self) -> None:
         for runtime in self.runtimes.values():
@@ -386,70 +340,28 @@ class Orchestrator:
     def tick(self, now: float) -> None:
         """One periodic step (public so tests drive it with an injected clock)."""
         for runtime in self.runtimes.values():
-            self._end_if_pool_gone(runtime, now)
+            end_if_pool_gone(
+                runtime,
+                self.queued(runtime, now),
+                pool=self.view.get(runtime.pool_id),
+                unseen=self.view.unseen_reason(runtime.pool_id),
+                now=now,
+                grace_s=self.settings.pool_unavailable_s,
+                finished=self.finished,
+            )
             self._refresh_waiting(runtime, now)
         for forgotten in self.retention.expire(now):
             self._forget(forgotten)
+
+    def _refresh_waiting(self, runtime: PoolRuntime, now: float) -> None:
+        queued = self.queued(runtime, now)
+        pool = self.pool(runtime.pool_id)
+        refresh_waiting(runtime, queued, pool=pool, now=now, sessions=self.sessions, finished=self.finished)
 
     def _forget(self, task_id: str) -> None:
         self.tasks.pop(task_id, None)
         if self.journal is not None:
             self.journal.forget(task_id)
-
-    def _end_if_pool_gone(self, runtime: PoolRuntime, now: float) -> None:
-        """Queued tasks of a pool that cannot run them end after the grace period (OC-CORE-1164)."""
-        unseen = self.view.unseen_reason(runtime.pool_id)
-        pool = self.view.get(runtime.pool_id)
-        if unseen is None and runtime.can_serve(pool):
-            runtime.unavailable_since = None
-            return
-        if runtime.unavailable_since is None:
-            runtime.unavailable_since = now
-        waited = now - runtime.unavailable_since
-        if waited < self.settings.pool_unavailable_s or not len(runtime.queue):
-            return
-        why = unseen or _why_unavailable(runtime.pool_id, pool)
-        message = f"{why}; the task waited {waited:.0f} s for the pool to come back"
-        for task in self.queued(runtime, now):
-            runtime.queue.remove(task.task_id)
-            fail(task, ErrorKind.POOL_UNAVAILABLE, message, retriable=True, retry_after_ms=NO_VIEW_RETRY_MS)
-            self.finished(task, None)
-
-    def _refresh_waiting(self, runtime: PoolRuntime, now: float) -> None:
-        pool = self.pool(runtime.pool_id)
-        ordered = self.queued(runtime, now)
-        for position, task in enumerate(ordered):
-            if task.deadline_at is not None and now >= task.deadline_at:
-                runtime.queue.remove(task.task_id)
-                fail(
-                    task,
-                    ErrorKind.DEADLINE_UNMET,
-                    "the deadline passed while the task waited",
-                    retriable=False,
-                )
-                self.finished(task, None)
-                continue
-            predicted = runtime.predict(pool, ordered[:position])
-            if (position, predicted) == task.last_wait:
-                continue
-            task.last_wait = (position, predicted)
-            metrics = SseMetrics(
-                queue_position=position,
-                predicted_start_ms=predicted,
-                queue_depth=len(runtime.queue),
-                on_time_probability=runtime.on_time(task, predicted, now),
-                kv_warmth=False,
-            )
-            task.events.metrics(
-                self.sessions.with_budgets(task.task_id, metrics),
-                human=f"Waiting: {position} task(s) ahead, start expected in about {predicted / 1000:.1f} s.",
-                prep=prep_of(pool),
-            )
-            if task.terminal:  # the log's bound ended it (OC-CORE-1166)
-                runtime.queue.remove(task.task_id)
-                self.finished(task, None)
-
-    # ------------------------------------------------------------------ restart
 
     def restore(self, entries: Sequence[JournaledTaskLike]) -> None:
         """Rebuild the tasks a previous life left unfinished, in admission order (OC-CTRL-2172).
@@ -467,66 +379,18 @@ class Orchestrator:
                     self.journal.ended(entry.task_id)
         for runtime in self.runtimes.values():
             self._refresh_waiting(runtime, now)  # positions and predictions, as at admission
-        self._kick_all()
+            runtime.kick()
 
     def _restore_one(self, entry: JournaledTaskLike, now: float) -> None:
         record = decode_record(entry.record)
         runtime = self.runtimes.get(entry.pool_id)
-        frames = restored_frames(entry)
         caller = (record.correlation_id, record.identity)
-        task = self._new_task(record.request, entry.task_id, runtime or _orphan(entry.pool_id), caller, now)
+        task = self._new_task(
+            record.request, entry.task_id, runtime or orphan_runtime(entry.pool_id), caller, now
+        )
         task.admitted_ms = record.admitted_ms
         if isinstance(record.request.task_id, str):
             task.request_digest = request_digest(record.request)
-        task.log.restore(frames, next_epoch_id(frames, self.settings.max_events_per_task))
-        streamed = any(frame.event == "token" for _, frame in frames)
         self.tasks[task.task_id] = task
-        if task.log.terminal is not None:  # it ended, but the crash kept `ended` from the journal
-            task.state = TaskState.failed if task.log.terminal == "error" else TaskState.completed
+        if reinstate(task, entry, runtime, max_events=self.settings.max_events_per_task, now=now):
             self.finished(task, None)
-            return
-        if runtime is None:
-            message = f"pool {entry.pool_id} is no longer configured"
-            fail(task, ErrorKind.POOL_UNAVAILABLE, message, retriable=False)
-        elif streamed:
-            message = "orchestratord restarted while the task streamed; its tokens were not kept"
-            fail(task, ErrorKind.WORKER_RESET, message, retriable=True, retry_after_ms=NO_VIEW_RETRY_MS)
-        else:
-            try:
-                runtime.queue.enqueue(task.task_id, task.priority, now)
-            except QueueFullError as full:
-                message = f"could not be queued again after a restart: {full.message}"
-                fail(task, full.kind, message, retriable=True, retry_after_ms=NO_VIEW_RETRY_MS)
-            else:
-                task.events.metrics(
-                    SseMetrics(queue_depth=len(runtime.queue), on_time_probability=1.0, kv_warmth=False),
-                    human="orchestratord restarted; the task is queued again.",
-                )
-                return
-        self.finished(task, None)
-
-    def _kick_all(self) -> None:
-        for runtime in self.runtimes.values():
-            runtime.kick()
-
-
-def request_digest(request: TaskRequest) -> bytes:
-    """What identifies a request body for idempotent retries, without keeping the body."""
-    return hashlib.blake2b(_encode_request(request), digest_size=16).digest()
-
-
-_encode_request = msgspec.json.Encoder().encode
-
-
-def _orphan(pool_id: str) -> PoolRuntime:
-    """A stand-in runtime for a journaled task whose pool is no longer configured."""
-    return PoolRuntime(pool_id, "unknown", QueueSettings(capacity=1, policy=QueueFullPolicy.reject), 0.0, 0)
-
-
-def _why_unavailable(pool_id: str, pool: PoolStatus | None) -> str:
-    if pool is None:
-        return f"pool {pool_id} is gone from the pool view"
-    if pool.draining:
-        return f"pool {pool_id} is draining"
-    reason = f"pool {pool_id} is {pool.state.value} with no Ready replica"
-    return f"{reason}: {pool.last_error}" if pool.last_error else reason

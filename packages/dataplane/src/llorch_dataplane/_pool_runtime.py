@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
 
+from llorch_adapters import AdapterError, WorkerAdapter
 from llorch_contracts.api import PoolState, PoolStatus, ReplicaState, ReplicaStatus
 from llorch_core import (
     PoolQueue,
@@ -20,7 +23,11 @@ from llorch_core import (
 from ._settings import QueueSettings
 from ._task import Task
 
+log = logging.getLogger("llorch.dataplane")
 _PREPARING = frozenset({PoolState.provisioning, PoolState.loading})
+#: How long a cancel waits for the engine to report the slot free, and how often it asks.
+RELEASE_WAIT_S = 2.0
+SLOT_POLL_S = 0.002
 #: Longest a failed replica is avoided when the pool view never shows it restart (OC-CORE-1162).
 SUSPECT_MAX_S = 10.0
 
@@ -122,3 +129,20 @@ class PoolRuntime:
             return 1.0
         deadline_ms = (task.deadline_at - now) * 1000
         return on_time_probability(finish, deadline_ms, self.estimator.spread_ms(finish))
+
+    async def confirm_released(
+        self, adapter: WorkerAdapter, replica: ReplicaStatus, clock: Callable[[], float]
+    ) -> None:
+        """Return once the engine reports a canceled request's slot free again (OC-ADAPT-5204)."""
+        deadline = clock() + RELEASE_WAIT_S
+        while clock() < deadline:
+            try:
+                slots = await adapter.slots(replica.endpoint)
+            except AdapterError:
+                return  # the replica is gone; pool-managerd will report it
+            if slots.free >= slots.total - self.active[replica.replica_id]:
+                return
+            await asyncio.sleep(SLOT_POLL_S)
+        log.warning(
+            "replica %s still reports a busy slot %.1fs after a cancel", replica.replica_id, RELEASE_WAIT_S
+        )

@@ -15,7 +15,8 @@ from collections.abc import Callable
 import httpx
 import msgspec
 
-from llorch_contracts.api import PoolStatus, PoolWatchSnapshot
+from llorch_contracts.api import EngineKind, PoolState, PoolStatus, PoolWatchSnapshot, Preparation
+from llorch_contracts.config import PoolConfig
 
 log = logging.getLogger("llorch.poolview")
 RECONNECT_MIN_S = 0.2
@@ -97,6 +98,23 @@ class PoolView:
     async def changed(self) -> None:
         """Return at the next change."""
         await self._changed.wait()
+
+
+def unreported_status(pool: PoolConfig, feed_error: str | None) -> PoolStatus:
+    """A configured pool pool-managerd has not reported (yet): `provisioning`, with the feed's problem."""
+    return PoolStatus(
+        pool_id=pool.id,
+        engine=EngineKind(str(pool.engine.kind)),
+        model_ref=pool.model.ref,
+        model_digest=None,
+        live=False,
+        ready=False,
+        draining=False,
+        state=PoolState.provisioning,
+        last_error=feed_error,
+        preparation=Preparation(steps=[]),
+        replicas=[],
+    )
 
 
 async def follow_pool_manager(view: PoolView, http: httpx.AsyncClient, base_url: str) -> None:

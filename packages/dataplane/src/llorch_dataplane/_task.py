@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass, field
 
 import msgspec
@@ -104,3 +105,11 @@ class Task:
                 ended_ms=self.ended_ms,
             ),
         )
+
+
+def request_digest(request: TaskRequest) -> bytes:
+    """What identifies a request body for idempotent retries, without keeping the body."""
+    return hashlib.blake2b(_encode_request(request), digest_size=16).digest()
+
+
+_encode_request = msgspec.json.Encoder().encode
