@@ -39,7 +39,7 @@ from mypy.options import Options
 from mypy.traverser import NameAndMemberCollector
 from mypy.types import Instance, UnionType, get_proper_type
 
-from llorch_config import NOT_SUPPORTED_YET, ConfigError, parse_config
+from llorch_config import NOT_SUPPORTED_YET, ConfigError, parse_config, value_type
 from llorch_contracts.config import LlorchConfig
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -82,19 +82,6 @@ def schema_leaves() -> set[str]:
     return leaves
 
 
-def _unwrap(node: mi.Type) -> mi.Type:
-    while True:
-        if isinstance(node, mi.Metadata):
-            node = node.type
-        elif isinstance(node, mi.UnionType):
-            options = [t for t in node.types if not isinstance(t, mi.NoneType)]
-            if len(options) != 1:
-                return node
-            node = options[0]
-        else:
-            return node
-
-
 def struct_leaves() -> dict[str, Read]:
     """Leaf key path -> the generated (Struct class, attribute) that holds it."""
     leaves: dict[str, Read] = {}
@@ -102,9 +89,9 @@ def struct_leaves() -> dict[str, Read]:
     def walk(struct: mi.StructType, path: str) -> None:
         for field in struct.fields:
             at = f"{path}.{field.encode_name}"
-            node = _unwrap(field.type)
-            if isinstance(node, mi.ListType) and isinstance(_unwrap(node.item_type), mi.StructType):
-                item = _unwrap(node.item_type)
+            node = value_type(field.type)
+            if isinstance(node, mi.ListType) and isinstance(value_type(node.item_type), mi.StructType):
+                item = value_type(node.item_type)
                 assert isinstance(item, mi.StructType)
                 walk(item, f"{at}[]")
             elif isinstance(node, mi.StructType):

@@ -5,6 +5,7 @@ nothing else reads the file. Errors name the offending key path.
 """
 
 from ._bind import auth_token, bind_host_port, bind_refusal, is_loopback
+from ._explain import value_type
 from ._load import ConfigError, default_config_text, load_config, parse_config
 from ._unsupported import NOT_SUPPORTED_YET, Unsupported
 
@@ -19,4 +20,5 @@ __all__ = [
     "is_loopback",
     "load_config",
     "parse_config",
+    "value_type",
 ]

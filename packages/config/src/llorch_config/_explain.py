@@ -19,7 +19,7 @@ _KEYED = re.compile(r"^Object (?P<what>contains unknown|missing required) field 
 _STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[([0-9]+)\]")
 
 
-def _unwrap(node: mi.Type) -> mi.Type:
+def value_type(node: mi.Type) -> mi.Type:
     """Strip Annotated metadata and `| None` to reach the value's own type (msgspec already drops UNSET)."""
     while True:
         if isinstance(node, mi.Metadata):
@@ -38,7 +38,7 @@ def _node_at(path: str) -> tuple[mi.Type | None, str | None]:
     node: mi.Type = mi.type_info(LlorchConfig)
     description = None
     for name, index in _STEP.findall(path.removeprefix("$")):
-        node = _unwrap(node)
+        node = value_type(node)
         if index:
             if not isinstance(node, mi.ListType):
                 return None, None
@@ -57,7 +57,7 @@ def _node_at(path: str) -> tuple[mi.Type | None, str | None]:
 
 def _suggestion(parent_path: str, key: str) -> str:
     node, _ = _node_at(parent_path)
-    node = _unwrap(node) if node is not None else None
+    node = value_type(node) if node is not None else None
     if not isinstance(node, mi.StructType):
         return ""
     close = difflib.get_close_matches(key, [f.encode_name for f in node.fields], n=1, cutoff=0.6)
