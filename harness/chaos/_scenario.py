@@ -31,6 +31,19 @@ async def until_streaming(recorder: Recorder, records: list[TaskRecord], tokens:
     )
 
 
+def ran_or_retriable(records: list[TaskRecord], want: str) -> list[str]:
+    """A problem for each task that neither ran to its length nor ended with a retriable `error`."""
+    problems = []
+    for record in records:
+        terminal = record.terminal
+        retriable = (
+            terminal is not None and terminal.name == "error" and terminal.data.get("retriable") is True
+        )
+        if record.outcome != "end:length" and not retriable:
+            problems.append(f"{want}: {record.summary()}")
+    return problems
+
+
 def verdict(stack: ChaosStack, problems: list[str]) -> str:
     """The assertion message: each violation on its own line, then where the daemons' logs are."""
     return "\n".join([*problems, f"logs: {stack.orchestratord.log} {stack.pool_managerd.log}"])

@@ -23,7 +23,7 @@ import pytest
 
 from harness.chaos._invariants import Expectations, check_invariants
 from harness.chaos._recorder import Recorder
-from harness.chaos._scenario import SHORT_TOKENS, submit_all, verdict
+from harness.chaos._scenario import SHORT_TOKENS, ran_or_retriable, submit_all, verdict
 from harness.chaos._stack import MODEL_REF, ChaosStack, StackShape, rss_kb
 
 DISPATCH_BOUND_S = 10.0
@@ -59,14 +59,9 @@ async def test_replica_fails_while_the_queue_is_full(start_stack: Callable[[Stac
                 os.kill(engine, signal.SIGKILL)
         stack.wait_ready()
         problems = await check_invariants(stack, recorder, Expectations(rss_before_kb=rss_before))
-        for record in dispatched:
-            terminal = record.terminal
-            if record.outcome != "end:length" and (
-                terminal is None or terminal.data.get("retriable") is not True
-            ):
-                problems.append(
-                    f"dispatched to the failed replica; want it run or a retriable error: {record.summary()}"
-                )
+        problems += ran_or_retriable(
+            dispatched, "dispatched to the failed replica; want it run or a retriable error"
+        )
         problems += [
             f"queued while the replica failed; want it run: {r.summary()}"
             for r in queued

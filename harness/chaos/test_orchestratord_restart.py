@@ -22,7 +22,14 @@ import pytest
 
 from harness.chaos._invariants import Expectations, check_invariants
 from harness.chaos._recorder import Recorder
-from harness.chaos._scenario import LONG_TOKENS, SHORT_TOKENS, submit_all, until_streaming, verdict
+from harness.chaos._scenario import (
+    LONG_TOKENS,
+    SHORT_TOKENS,
+    ran_or_retriable,
+    submit_all,
+    until_streaming,
+    verdict,
+)
 from harness.chaos._stack import MODEL_REF, ChaosStack, StackShape
 
 
@@ -36,15 +43,9 @@ async def test_orchestratord_sigkill_and_restart(start_stack: Callable[[StackSha
         await until_streaming(recorder, running)
         stack.restart_orchestratord(signal.SIGKILL)
         problems = await check_invariants(stack, recorder, Expectations(metrics=False, id_jumps=1))
-        for record in running:
-            terminal = record.terminal
-            ran_again = record.outcome == "end:length"
-            if not ran_again and (
-                terminal is None or terminal.name != "error" or terminal.data.get("retriable") is not True
-            ):
-                problems.append(
-                    f"was streaming when orchestratord died; want a retriable error: {record.summary()}"
-                )
+        problems += ran_or_retriable(
+            running, "was streaming when orchestratord died; want it run or a retriable error"
+        )
         problems += [
             f"was queued when orchestratord died; want it run: {r.summary()}"
             for r in queued

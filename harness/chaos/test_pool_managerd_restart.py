@@ -22,7 +22,14 @@ import pytest
 
 from harness.chaos._invariants import Expectations, check_invariants
 from harness.chaos._recorder import Recorder
-from harness.chaos._scenario import LONG_TOKENS, SHORT_TOKENS, submit_all, until_streaming, verdict
+from harness.chaos._scenario import (
+    LONG_TOKENS,
+    SHORT_TOKENS,
+    ran_or_retriable,
+    submit_all,
+    until_streaming,
+    verdict,
+)
 from harness.chaos._stack import MODEL_REF, ChaosStack, StackShape, rss_kb
 
 GRACE_MS = 2000
@@ -56,14 +63,7 @@ async def test_pool_managerd_down_past_the_grace_then_back(
                 "admission without a pool view: want 503 POOL_UNAVAILABLE, "
                 f"got {while_down.status} {while_down.error_code}"
             )
-        for record in running:
-            terminal = record.terminal
-            if record.outcome != "end:length" and (
-                terminal is None or terminal.data.get("retriable") is not True
-            ):
-                problems.append(
-                    f"cut by the engine stop; want `end` or a retriable error: {record.summary()}"
-                )
+        problems += ran_or_retriable(running, "cut by the engine stop; want `end` or a retriable error")
         problems += [
             f"queued past the grace; want POOL_UNAVAILABLE: {r.summary()}"
             for r in queued
